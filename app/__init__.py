@@ -1,0 +1,1 @@
+"""Live incident-response tabletop exercises for the JNSA CISO handbook workshop."""

@@ -1,0 +1,1 @@
+"""Facilitator accounts, login tokens, join codes and participant tokens."""

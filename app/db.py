@@ -1,0 +1,134 @@
+"""Database engine, metadata naming convention and the request session dependency."""
+
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import Column, DateTime, event
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+# Stable constraint names make Alembic autogenerate and batch ALTERs on SQLite reproducible.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+    """An engine for SQLite (WAL, immediate transactions) or PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    database = parsed.database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        # Taking the write lock up front makes busy_timeout apply instead of failing mid-transaction.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_all(engine: Engine) -> None:
+    """Create every table (tests and first start use migrations; this is for throwaway databases)."""
+    import app.models  # noqa: F401  (registers every table)
+
+    SQLModel.metadata.create_all(engine)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request, closed afterwards; services own the commit."""
+    from app.live import events  # here, not at the top: the event model itself imports this module
+
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        events.listen(session, request.app.state.on_events)
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def utcnow() -> datetime:
+    """The server's clock, the only clock of an exercise."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """An unguessable identifier for rows that appear in URLs."""
+    return secrets.token_urlsafe(12)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC on every backend and always returns timezone-aware values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = False, index: bool = False, now: bool = False) -> Any:
+    """A field for a UTC timestamp; `now` fills it with the server's clock on creation."""
+    column: Column[datetime] = Column(UTCDateTime(), nullable=nullable, index=index)
+    if now:
+        return Field(default_factory=utcnow, sa_column=column)
+    return Field(default=None, sa_column=column)
+
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> "AlembicConfig":
+    """Alembic's configuration for this project, pointed at `url`."""
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
+    # Escape % so a password with % in the URL survives ConfigParser interpolation.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")

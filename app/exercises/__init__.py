@@ -1,0 +1,1 @@
+"""Exercises, teams, participants and injects, and the exercise state machine."""

@@ -1,0 +1,53 @@
+"""Load-or-404 dependencies: the facilitator's own exercise, a team the caller may access."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth.deps import Actor, CurrentActor, CurrentFacilitator
+from app.db import SessionDep
+from app.errors import Forbidden, NotFound
+from app.exercises import service
+from app.exercises.models import Exercise, Team
+from app.scenarios.loader import ScenarioLibrary
+
+
+def owned_exercise(
+    exercise_id: str, session: SessionDep, facilitator: CurrentFacilitator
+) -> Exercise:
+    return service.get_owned(session, exercise_id=exercise_id, owner=facilitator)
+
+
+@dataclass(frozen=True)
+class TeamAccess:
+    """A team, its exercise, and who is asking."""
+
+    team: Team
+    exercise: Exercise
+    actor: Actor
+
+
+def team_access(team_id: str, session: SessionDep, actor: CurrentActor) -> TeamAccess:
+    team = session.get(Team, team_id)
+    if team is None:
+        raise NotFound("No such team.", code="team_not_found")
+    exercise = session.get(Exercise, team.exercise_id)
+    assert exercise is not None
+    if actor.participant is not None and actor.participant.team_id == team.id:
+        return TeamAccess(team=team, exercise=exercise, actor=actor)
+    if actor.facilitator is not None and actor.facilitator.id == exercise.owner_id:
+        return TeamAccess(team=team, exercise=exercise, actor=actor)
+    if actor.participant is not None:
+        raise Forbidden("You can only see your own team.", code="other_team")
+    raise NotFound("No such team.", code="team_not_found")
+
+
+def scenario_library(request: Request) -> ScenarioLibrary:
+    library: ScenarioLibrary = request.app.state.scenarios
+    return library
+
+
+OwnedExercise = Annotated[Exercise, Depends(owned_exercise)]
+CurrentTeam = Annotated[TeamAccess, Depends(team_access)]
+Library = Annotated[ScenarioLibrary, Depends(scenario_library)]

@@ -1,0 +1,116 @@
+"""Request and response bodies of exercises, teams, injects and messages."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+
+TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Locale = Literal["ja", "en"]
+MAX_TEAMS = 200
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name.casefold() in seen:
+            raise ValueError(f"team names must be unique; {name!r} appears twice")
+        seen.add(name.casefold())
+    return names
+
+
+class ExerciseCreate(BaseModel):
+    title: Title
+    teams: list[TeamName] = Field(default_factory=list, max_length=MAX_TEAMS)
+    locale: Locale = "ja"
+    scenario_ids: list[str] | None = Field(default=None, max_length=500)
+
+    _check_teams = field_validator("teams")(_unique_names)
+
+
+class TeamCreate(BaseModel):
+    name: TeamName
+
+
+class TeamRead(BaseModel):
+    id: str
+    name: str
+    join_code: str
+
+
+class ParticipantRead(BaseModel):
+    id: str
+    name: str
+    joined_at: datetime
+
+
+class TeamDetail(TeamRead):
+    participants: list[ParticipantRead]
+
+
+class InjectCreate(BaseModel):
+    scenario_id: str | None = Field(default=None, max_length=64)
+    followup_id: str | None = Field(default=None, max_length=80)
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    body: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
+    team_ids: list[str] | None = Field(default=None, max_length=MAX_TEAMS)
+    time_limit_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _scenario_or_text(self) -> "InjectCreate":
+        if self.scenario_id is None and not (self.title and self.body):
+            raise ValueError("give either scenario_id or both title and body")
+        if self.scenario_id is not None and (self.title or self.body):
+            raise ValueError("give either scenario_id or title and body, not both")
+        if self.followup_id is not None and self.scenario_id is None:
+            raise ValueError("followup_id needs the scenario_id it belongs to")
+        if self.team_ids is not None and not self.team_ids:
+            raise ValueError("team_ids, when given, must name at least one team")
+        return self
+
+
+class InjectRead(BaseModel):
+    id: str
+    exercise_id: str
+    position: int
+    scenario_id: str | None
+    followup_id: str | None
+    title: str
+    body: str
+    source: str
+    receiving: str
+    texts: dict[str, Any]
+    team_ids: list[str]
+    delivered_at: datetime
+    time_limit_s: int | None
+
+
+class ExerciseRead(BaseModel):
+    id: str
+    title: str
+    status: str
+    locale: str
+    scenario_ids: list[str]
+    teams: list[TeamRead]
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class ExerciseDetail(ExerciseRead):
+    teams: list[TeamDetail]  # type: ignore[assignment]
+    injects: list[InjectRead]
+    paused_s: float
+
+
+class MessageCreate(BaseModel):
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    team_ids: list[str] | None = Field(default=None, max_length=MAX_TEAMS)
+
+
+class MessageRead(BaseModel):
+    seq: int
+    text: str
+    team_ids: list[str] | None
+    at: datetime

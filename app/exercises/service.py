@@ -1,0 +1,365 @@
+"""The exercise rules: creation, the state machine, teams, inject delivery and messages."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.auth import service as auth
+from app.auth.models import Facilitator
+from app.db import utcnow
+from app.errors import Invalid, InvalidState, NotFound
+from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
+from app.exercises.schemas import (
+    ExerciseCreate,
+    ExerciseDetail,
+    ExerciseRead,
+    InjectCreate,
+    InjectRead,
+    ParticipantRead,
+    TeamDetail,
+    TeamRead,
+)
+from app.live import events
+from app.live.models import Event
+from app.scenarios.loader import ScenarioLibrary
+
+# The contract's state machine: draft → running → paused ⇄ running → ended.
+TRANSITIONS: dict[str, tuple[frozenset[ExerciseStatus], ExerciseStatus]] = {
+    "start": (frozenset({ExerciseStatus.draft}), ExerciseStatus.running),
+    "pause": (frozenset({ExerciseStatus.running}), ExerciseStatus.paused),
+    "resume": (frozenset({ExerciseStatus.paused}), ExerciseStatus.running),
+    "end": (frozenset({ExerciseStatus.running}), ExerciseStatus.ended),
+}
+_JOIN_CODE_ATTEMPTS = 10
+
+
+def get_owned(session: Session, *, exercise_id: str, owner: Facilitator) -> Exercise:
+    """The exercise if this facilitator owns it; others' exercises do not exist for them."""
+    exercise = session.get(Exercise, exercise_id)
+    if exercise is None or exercise.owner_id != owner.id:
+        raise NotFound("No such exercise.", code="exercise_not_found")
+    return exercise
+
+
+def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
+    return list(
+        session.exec(
+            select(Exercise)
+            .where(Exercise.owner_id == owner.id)
+            .order_by(col(Exercise.created_at).desc())
+        )
+    )
+
+
+def teams_of(session: Session, *, exercise_id: str) -> list[Team]:
+    return list(
+        session.exec(
+            select(Team)
+            .where(Team.exercise_id == exercise_id)
+            .order_by(col(Team.position), col(Team.created_at))
+        )
+    )
+
+
+def create_exercise(
+    session: Session, *, owner: Facilitator, data: ExerciseCreate, library: ScenarioLibrary
+) -> Exercise:
+    """A new exercise in draft, with its teams and their join codes."""
+    assert owner.id is not None
+    unknown = [sid for sid in data.scenario_ids or [] if library.get(sid) is None]
+    if unknown:
+        raise Invalid(f"Unknown scenario ids: {', '.join(unknown[:10])}.", code="unknown_scenario")
+    exercise = Exercise(
+        owner_id=owner.id,
+        title=data.title,
+        locale=data.locale,
+        scenario_ids=list(data.scenario_ids or []),
+    )
+    session.add(exercise)
+    session.flush()
+    for position, name in enumerate(data.teams):
+        _insert_team(session, exercise=exercise, name=name, position=position)
+    session.commit()
+    return exercise
+
+
+def _insert_team(session: Session, *, exercise: Exercise, name: str, position: int) -> Team:
+    # Codes are random, so a clash is rare; retry inside a savepoint rather than check-then-insert.
+    for _ in range(_JOIN_CODE_ATTEMPTS):
+        team = Team(
+            exercise_id=exercise.id, name=name, position=position, join_code=auth.new_join_code()
+        )
+        try:
+            with session.begin_nested():
+                session.add(team)
+        except IntegrityError:
+            continue
+        return team
+    raise RuntimeError("could not find a free join code")
+
+
+def add_team(session: Session, *, exercise: Exercise, name: str) -> Team:
+    """Add a team at any time before the exercise ends."""
+    if exercise.status == ExerciseStatus.ended:
+        raise InvalidState("The exercise has ended; no team can be added.", code="exercise_ended")
+    teams = teams_of(session, exercise_id=exercise.id)
+    if any(team.name.casefold() == name.casefold() for team in teams):
+        raise InvalidState(f"A team named {name!r} already exists.", code="team_name_taken")
+    team = _insert_team(session, exercise=exercise, name=name, position=len(teams))
+    # Participants never learn other teams' names: an empty audience means facilitators only.
+    events.record(
+        session,
+        exercise_id=exercise.id,
+        type="team",
+        payload={"team": {"id": team.id, "name": team.name}},
+        team_ids=[],
+    )
+    session.commit()
+    return team
+
+
+def transition(session: Session, *, exercise: Exercise, action: str) -> Exercise:
+    """Apply start / pause / resume / end, or refuse with 409."""
+    allowed_from, target = TRANSITIONS[action]
+    if exercise.status not in allowed_from:
+        raise InvalidState(
+            f"Cannot {action} an exercise that is {exercise.status.value}.",
+            code="invalid_transition",
+        )
+    now = utcnow()
+    if action == "start":
+        exercise.started_at = now
+    elif action == "pause":
+        exercise.paused_since = now
+    elif action == "resume" and exercise.paused_since is not None:
+        exercise.paused_s += (now - exercise.paused_since).total_seconds()
+        exercise.paused_since = None
+    elif action == "end":
+        exercise.ended_at = now
+    exercise.status = target
+    session.add(exercise)
+    events.record(
+        session,
+        exercise_id=exercise.id,
+        type="status",
+        payload={
+            "exercise_id": exercise.id,
+            "status": target.value,
+            "started_at": _iso(exercise.started_at),
+            "ended_at": _iso(exercise.ended_at),
+            "paused_s": exercise.paused_s,
+        },
+    )
+    session.commit()
+    return exercise
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def require_running(exercise: Exercise, *, doing: str) -> None:
+    if exercise.status != ExerciseStatus.running:
+        raise InvalidState(
+            f"The exercise is {exercise.status.value}; {doing} only while it is running.",
+            code="not_running",
+        )
+
+
+def _resolve_team_ids(
+    session: Session, *, exercise: Exercise, team_ids: list[str] | None
+) -> list[str]:
+    teams = [team.id for team in teams_of(session, exercise_id=exercise.id)]
+    if team_ids is None:
+        if not teams:
+            raise Invalid("The exercise has no team yet; add a team first.", code="no_teams")
+        return teams
+    unknown = [tid for tid in team_ids if tid not in teams]
+    if unknown:
+        raise Invalid(
+            f"team_ids names teams that are not in this exercise: {', '.join(unknown[:10])}.",
+            code="unknown_team",
+        )
+    return list(dict.fromkeys(team_ids))
+
+
+def _scenario_texts(
+    library: ScenarioLibrary, *, scenario_id: str, followup_id: str | None
+) -> dict[str, dict[str, str]]:
+    scenario = library.get(scenario_id)
+    if scenario is None:
+        raise NotFound(f"No scenario with id {scenario_id!r}.", code="scenario_not_found")
+    if followup_id is None:
+        parts = {
+            "title": scenario.title,
+            "body": scenario.body,
+            "source": scenario.source,
+            "receiving": scenario.receiving,
+        }
+    else:
+        followup = next((f for f in scenario.followups if f.id == followup_id), None)
+        if followup is None:
+            raise NotFound(
+                f"Scenario {scenario_id!r} has no follow-up {followup_id!r}.",
+                code="followup_not_found",
+            )
+        parts = {
+            "title": followup.title,
+            "body": followup.body,
+            "source": scenario.source,
+            "receiving": scenario.receiving,
+        }
+    return {
+        locale: {name: text.get(locale) for name, text in parts.items()} for locale in ("ja", "en")
+    }
+
+
+def deliver_inject(
+    session: Session, *, exercise: Exercise, data: InjectCreate, library: ScenarioLibrary
+) -> InjectRead:
+    """Copy the incident into the exercise and deliver it to the chosen teams."""
+    require_running(exercise, doing="injects can be delivered")
+    team_ids = _resolve_team_ids(session, exercise=exercise, team_ids=data.team_ids)
+    if data.scenario_id is not None:
+        texts = _scenario_texts(library, scenario_id=data.scenario_id, followup_id=data.followup_id)
+        own = texts[exercise.locale]
+    else:
+        texts = {}
+        own = {"title": data.title or "", "body": data.body or "", "source": "", "receiving": ""}
+    position = len(session.exec(select(Inject.id).where(Inject.exercise_id == exercise.id)).all())
+    inject = Inject(
+        exercise_id=exercise.id,
+        position=position + 1,
+        scenario_id=data.scenario_id,
+        followup_id=data.followup_id,
+        texts=texts,
+        paused_s_at_delivery=exercise.paused_s,
+        time_limit_s=data.time_limit_s,
+        title=own["title"],
+        body=own["body"],
+        source=own["source"],
+        receiving=own["receiving"],
+    )
+    session.add(inject)
+    session.flush()
+    session.add_all(InjectTarget(inject_id=inject.id, team_id=tid) for tid in team_ids)
+    read = inject_read(inject, team_ids)
+    events.record(
+        session,
+        exercise_id=exercise.id,
+        type="inject",
+        payload={"inject": read.model_dump(mode="json")},
+        team_ids=team_ids,
+    )
+    session.commit()
+    return read
+
+
+def send_message(
+    session: Session, *, exercise: Exercise, text: str, team_ids: list[str] | None, sender: str
+) -> Event:
+    """A broadcast note from the facilitator to every team or to chosen ones."""
+    if exercise.status == ExerciseStatus.ended:
+        raise InvalidState(
+            "The exercise has ended; messages can no longer be sent.", code="exercise_ended"
+        )
+    audience = (
+        None
+        if team_ids is None
+        else _resolve_team_ids(session, exercise=exercise, team_ids=team_ids)
+    )
+    event = events.record(
+        session,
+        exercise_id=exercise.id,
+        type="message",
+        payload={"text": text, "team_ids": audience, "from": sender},
+        team_ids=audience,
+    )
+    session.commit()
+    return event
+
+
+def inject_read(inject: Inject, team_ids: Sequence[str]) -> InjectRead:
+    return InjectRead(
+        id=inject.id,
+        exercise_id=inject.exercise_id,
+        position=inject.position,
+        scenario_id=inject.scenario_id,
+        followup_id=inject.followup_id,
+        title=inject.title,
+        body=inject.body,
+        source=inject.source,
+        receiving=inject.receiving,
+        texts=inject.texts,
+        team_ids=list(team_ids),
+        delivered_at=inject.delivered_at,
+        time_limit_s=inject.time_limit_s,
+    )
+
+
+def injects_of(
+    session: Session, *, exercise_id: str, team_id: str | None = None
+) -> list[InjectRead]:
+    """The exercise's injects in delivery order, or only those delivered to one team."""
+    rows = session.exec(
+        select(Inject, InjectTarget.team_id)
+        .join(InjectTarget, col(InjectTarget.inject_id) == col(Inject.id))
+        .where(Inject.exercise_id == exercise_id)
+        .order_by(col(Inject.position))
+    ).all()
+    targets: dict[str, list[str]] = {}
+    injects: dict[str, Inject] = {}
+    for inject, target in rows:
+        injects[inject.id] = inject
+        targets.setdefault(inject.id, []).append(target)
+    return [
+        inject_read(inject, targets[inject.id])
+        for inject in injects.values()
+        if team_id is None or team_id in targets[inject.id]
+    ]
+
+
+def get_delivered_inject(session: Session, *, team: Team, inject_id: str) -> Inject:
+    """The inject if it was delivered to this team; otherwise it does not exist for the team."""
+    target = session.get(InjectTarget, (inject_id, team.id))
+    inject = session.get(Inject, inject_id) if target else None
+    if inject is None:
+        raise NotFound("No such inject was delivered to this team.", code="inject_not_found")
+    return inject
+
+
+def exercise_read(session: Session, exercise: Exercise) -> ExerciseRead:
+    teams = teams_of(session, exercise_id=exercise.id)
+    return ExerciseRead(
+        **exercise.model_dump(exclude={"status"}),
+        status=exercise.status.value,
+        teams=[TeamRead.model_validate(team, from_attributes=True) for team in teams],
+    )
+
+
+def exercise_detail(session: Session, exercise: Exercise) -> ExerciseDetail:
+    teams = teams_of(session, exercise_id=exercise.id)
+    participants = session.exec(
+        select(Participant)
+        .where(col(Participant.team_id).in_([team.id for team in teams]))
+        .where(col(Participant.removed_at).is_(None))
+        .order_by(col(Participant.joined_at))
+    ).all()
+    by_team: dict[str, list[ParticipantRead]] = {}
+    for participant in participants:
+        by_team.setdefault(participant.team_id, []).append(
+            ParticipantRead.model_validate(participant, from_attributes=True)
+        )
+    return ExerciseDetail(
+        **exercise.model_dump(exclude={"status"}),
+        status=exercise.status.value,
+        teams=[
+            TeamDetail(
+                id=t.id, name=t.name, join_code=t.join_code, participants=by_team.get(t.id, [])
+            )
+            for t in teams
+        ],
+        injects=injects_of(session, exercise_id=exercise.id),
+    )

@@ -1,0 +1,137 @@
+"""create_app(): settings, database, scenarios, routers, error handlers and security headers."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.ratelimit import FailureLimiter
+from app.auth.views import router as auth_router
+from app.config import Settings, get_settings
+from app.db import make_engine
+from app.errors import install_error_handlers
+from app.exercises.views import router as exercises_router
+from app.responses.views import router as responses_router
+from app.scenarios.loader import ScenarioLibrary, load_scenario_dir
+from app.scenarios.views import router as scenarios_router
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        b"form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+# The interactive API docs load their own scripts; they get a policy that allows exactly that.
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+class SecurityHeaders:
+    """Adds the hardening headers to every HTTP answer, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(DOCS_PATHS):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodySizeLimit:
+    """Refuses bodies over the limit before reading them, so a huge upload cannot exhaust memory."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            response = JSONResponse(
+                {
+                    "detail": f"The request body is over {self.max_bytes} bytes; send less.",
+                    "code": "too_large",
+                },
+                status_code=413,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, *, scenarios: ScenarioLibrary | None = None
+) -> FastAPI:
+    """The application, ready to serve; refuses to build on a broken scenario file."""
+    settings = settings or get_settings()
+    library = scenarios or load_scenario_dir(settings.scenarios_dir)
+    engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Tabletop",
+        summary="Live incident-response tabletop exercises (JNSA CISO handbook workshop)",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.scenarios = library
+    app.state.on_events = None
+    app.state.login_limiter = FailureLimiter(
+        limit=settings.failed_login_limit, window_s=settings.failure_window_s, what="login"
+    )
+    app.state.join_limiter = FailureLimiter(
+        limit=settings.failed_join_limit, window_s=settings.failure_window_s, what="join"
+    )
+
+    install_error_handlers(app)
+    app.include_router(auth_router)
+    app.include_router(scenarios_router)
+    app.include_router(exercises_router)
+    app.include_router(responses_router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz(request: Request) -> dict[str, str]:
+        """200 once the database answers and the scenarios are loaded."""
+        with request.app.state.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app

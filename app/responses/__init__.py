@@ -1,0 +1,1 @@
+"""The matrix fields, versioned cells, their revision history and submissions."""

@@ -1,0 +1,49 @@
+"""Request and response bodies of cells and submissions."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class CellWrite(BaseModel):
+    value: str
+    base_version: int = Field(ge=0)
+
+
+class CellWritten(BaseModel):
+    version: int
+    value: str
+
+
+class CellRead(BaseModel):
+    inject_id: str
+    field: str
+    value: str
+    version: int
+    updated_by: str
+    updated_at: datetime
+
+
+class SubmissionRead(BaseModel):
+    inject_id: str
+    submitted_at: datetime
+    elapsed_s: float
+    submitted_by: str
+
+
+class SubmitResult(BaseModel):
+    submitted_at: datetime
+    elapsed_s: float
+
+
+class RevisionRead(BaseModel):
+    version: int
+    value: str
+    author: str
+    created_at: datetime
+
+
+def conflict_body(*, value: str, version: int, updated_by: str) -> dict[str, Any]:
+    """The `current` part of a 409: what the writer must merge with."""
+    return {"value": value, "version": version, "updated_by": updated_by}

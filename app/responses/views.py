@@ -1,0 +1,80 @@
+"""REST endpoints of a team's answers and submissions."""
+
+from fastapi import APIRouter
+
+from app.db import SessionDep
+from app.exercises.deps import CurrentTeam
+from app.responses import service
+from app.responses.schemas import (
+    CellRead,
+    CellWrite,
+    CellWritten,
+    RevisionRead,
+    SubmissionRead,
+    SubmitResult,
+)
+
+router = APIRouter(prefix="/api/teams/{team_id}", tags=["teams"])
+
+
+@router.get("/responses", response_model=list[CellRead])
+def list_responses(access: CurrentTeam, session: SessionDep) -> list[CellRead]:
+    """Every answer cell of the team with its version."""
+    return [
+        CellRead.model_validate(cell, from_attributes=True)
+        for cell in service.cells_of(session, team_id=access.team.id)
+    ]
+
+
+@router.put("/responses/{inject_id}/{field}", response_model=CellWritten)
+def write_response(
+    inject_id: str, field: str, body: CellWrite, access: CurrentTeam, session: SessionDep
+) -> CellWritten:
+    """Write one field if `base_version` is the current version; a stale one gets 409 and the value."""
+    cell = service.write_cell(
+        session,
+        exercise=access.exercise,
+        team=access.team,
+        inject_id=inject_id,
+        field=field,
+        value=body.value,
+        base_version=body.base_version,
+        author=access.actor.display_name,
+        participant_id=access.actor.participant.id if access.actor.participant else None,
+    )
+    return CellWritten(version=cell.version, value=cell.value)
+
+
+@router.get("/responses/{inject_id}/{field}/revisions", response_model=list[RevisionRead])
+def list_revisions(
+    inject_id: str, field: str, access: CurrentTeam, session: SessionDep
+) -> list[RevisionRead]:
+    """How one answer evolved: every accepted write in order."""
+    return [
+        RevisionRead.model_validate(rev, from_attributes=True)
+        for rev in service.revisions_of(
+            session, team_id=access.team.id, inject_id=inject_id, field=field
+        )
+    ]
+
+
+@router.get("/submissions", response_model=list[SubmissionRead])
+def list_submissions(access: CurrentTeam, session: SessionDep) -> list[SubmissionRead]:
+    """The team's submissions with the time each took."""
+    return [
+        SubmissionRead.model_validate(sub, from_attributes=True)
+        for sub in service.submissions_of(session, team_id=access.team.id)
+    ]
+
+
+@router.post("/injects/{inject_id}/submit", response_model=SubmitResult)
+def submit(inject_id: str, access: CurrentTeam, session: SessionDep) -> SubmitResult:
+    """Declare the team's answer to an inject ready; the server measures the time it took."""
+    submission = service.submit(
+        session,
+        exercise=access.exercise,
+        team=access.team,
+        inject_id=inject_id,
+        author=access.actor.display_name,
+    )
+    return SubmitResult(submitted_at=submission.submitted_at, elapsed_s=submission.elapsed_s)

@@ -1,0 +1,1 @@
+"""Scenario library: the incidents a facilitator can inject, loaded from scenarios/*.yaml."""
