@@ -78,6 +78,8 @@ class Inject(SQLModel, table=True):
     # The exercise's paused total at delivery, so elapsed time can leave out later pauses.
     paused_s_at_delivery: float = 0.0
     time_limit_s: int | None = None
+    # Deliver the scenario's follow-ups by themselves, `after_s` of running time after this inject.
+    auto_followups: bool = False
 
 
 class InjectTarget(SQLModel, table=True):

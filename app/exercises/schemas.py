@@ -56,6 +56,7 @@ class InjectCreate(BaseModel):
     body: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
     team_ids: list[str] | None = Field(default=None, max_length=MAX_TEAMS)
     time_limit_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    auto_followups: bool = False
 
     @model_validator(mode="after")
     def _scenario_or_text(self) -> "InjectCreate":
@@ -65,6 +66,8 @@ class InjectCreate(BaseModel):
             raise ValueError("give either scenario_id or title and body, not both")
         if self.followup_id is not None and self.scenario_id is None:
             raise ValueError("followup_id needs the scenario_id it belongs to")
+        if self.auto_followups and (self.scenario_id is None or self.followup_id is not None):
+            raise ValueError("auto_followups applies to a library scenario, not to a follow-up")
         if self.team_ids is not None and not self.team_ids:
             raise ValueError("team_ids, when given, must name at least one team")
         return self
@@ -84,6 +87,7 @@ class InjectRead(BaseModel):
     team_ids: list[str]
     delivered_at: datetime
     time_limit_s: int | None
+    auto_followups: bool
 
 
 class ExerciseRead(BaseModel):

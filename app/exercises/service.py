@@ -237,6 +237,7 @@ def deliver_inject(
         texts=texts,
         paused_s_at_delivery=exercise.paused_s,
         time_limit_s=data.time_limit_s,
+        auto_followups=data.auto_followups,
         title=own["title"],
         body=own["body"],
         source=own["source"],
@@ -296,6 +297,7 @@ def inject_read(inject: Inject, team_ids: Sequence[str]) -> InjectRead:
         team_ids=list(team_ids),
         delivered_at=inject.delivered_at,
         time_limit_s=inject.time_limit_s,
+        auto_followups=inject.auto_followups,
     )
 
 

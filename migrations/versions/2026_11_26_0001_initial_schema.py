@@ -119,6 +119,7 @@ def upgrade() -> None:
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("paused_s_at_delivery", sa.Float(), nullable=False),
         sa.Column("time_limit_s", sa.Integer(), nullable=True),
+        sa.Column("auto_followups", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["exercise_id"],
             ["exercise.id"],
