@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,35 @@ class TooManyRequests(DomainError):
 class PayloadTooLarge(DomainError):
     status_code = 413
     default_code = "too_large"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a sentence saying what to fix and a stable snake_case code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    code: str
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+
+
+_DESCRIPTIONS = {
+    401: "Not authenticated, or the token has expired.",
+    403: "Authenticated, but not allowed.",
+    404: "No such resource, or not visible to the caller.",
+    409: "The exercise's state forbids it, or the value changed since the caller saw it.",
+    413: "The request body is too large.",
+    422: "The request does not fit; the sentence names the field.",
+    429: "Too many failed attempts from this client.",
+}
+# Documented on every API router, so /openapi.json lists the answers clients really get.
+API_ERRORS = _documented(401, 403, 404, 409, 413, 422)
+PUBLIC_ERRORS = _documented(401, 404, 409, 413, 422, 429)
 
 
 _HTTP_CODES = {

@@ -8,9 +8,9 @@ from app.auth.ratelimit import FailureLimiter
 from app.auth.schemas import ExerciseRef, JoinRead, JoinRequest, LoginRead, LoginRequest, TeamRef
 from app.config import Settings
 from app.db import SessionDep
-from app.errors import NotFound, Unauthorized
+from app.errors import PUBLIC_ERRORS, NotFound, Unauthorized
 
-router = APIRouter(prefix="/api", tags=["auth"])
+router = APIRouter(prefix="/api", tags=["auth"], responses=PUBLIC_ERRORS)
 
 
 def client_key(request: Request) -> str:

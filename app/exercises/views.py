@@ -4,6 +4,7 @@ from fastapi import APIRouter, status
 
 from app.auth.deps import CurrentFacilitator
 from app.db import SessionDep
+from app.errors import API_ERRORS
 from app.exercises import service
 from app.exercises.deps import CurrentTeam, Library, OwnedExercise
 from app.exercises.schemas import (
@@ -18,7 +19,7 @@ from app.exercises.schemas import (
     TeamRead,
 )
 
-router = APIRouter(prefix="/api", tags=["exercises"])
+router = APIRouter(prefix="/api", tags=["exercises"], responses=API_ERRORS)
 
 
 @router.post("/exercises", response_model=ExerciseRead, status_code=status.HTTP_201_CREATED)

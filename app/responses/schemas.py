@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 
 class CellWrite(BaseModel):
     value: str
-    base_version: int = Field(ge=0)
+    # Versions are 32-bit integers in the database; anything larger cannot be a real version.
+    base_version: int = Field(ge=0, le=2**31 - 2)
 
 
 class CellWritten(BaseModel):

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from app.db import SessionDep
+from app.errors import API_ERRORS
 from app.exercises.deps import CurrentTeam
 from app.responses import service
 from app.responses.schemas import (
@@ -14,7 +15,7 @@ from app.responses.schemas import (
     SubmitResult,
 )
 
-router = APIRouter(prefix="/api/teams/{team_id}", tags=["teams"])
+router = APIRouter(prefix="/api/teams/{team_id}", tags=["teams"], responses=API_ERRORS)
 
 
 @router.get("/responses", response_model=list[CellRead])

@@ -5,9 +5,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.auth.deps import CurrentFacilitator
+from app.errors import API_ERRORS
 from app.exercises.deps import Library
 
-router = APIRouter(prefix="/api", tags=["scenarios"])
+router = APIRouter(prefix="/api", tags=["scenarios"], responses=API_ERRORS)
 
 
 @router.get("/scenarios")
