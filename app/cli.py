@@ -2,6 +2,7 @@
 
 import argparse
 import getpass
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ from sqlmodel import Session
 
 from app.auth import service as auth
 from app.config import get_settings
-from app.db import make_engine, migrate
+from app.db import backup_database, make_engine, migrate
 from app.errors import DomainError
 from app.scenarios.loader import ScenarioFileError, load_scenario_dir
 
@@ -114,6 +115,21 @@ def cmd_scenarios_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    destination: Path = args.path
+    if destination.exists() and not args.force:
+        print(f"{destination} exists; pass --force to overwrite it.", file=sys.stderr)
+        return 1
+    destination.unlink(missing_ok=True)
+    try:
+        backup_database(get_settings().database_url, destination)
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        print(f"Backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backed up to {destination} ({destination.stat().st_size} bytes).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tabletop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--password-stdin", action="store_true", help="read the password from stdin"
         )
         sub.set_defaults(func=func)
+
+    backup = commands.add_parser("backup", help="copy the database while the server runs")
+    backup.add_argument("path", type=Path)
+    backup.add_argument("--force", action="store_true", help="overwrite an existing file")
+    backup.set_defaults(func=cmd_backup)
 
     scenarios = commands.add_parser("scenarios", help="scenario files")
     scenario_commands = scenarios.add_subparsers(dest="scenarios_command", required=True)

@@ -1,6 +1,9 @@
 """Database engine, metadata naming convention and the request session dependency."""
 
 import secrets
+import shutil
+import sqlite3
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,3 +135,25 @@ def migrate(url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
+
+
+def backup_database(url: str, destination: Path) -> None:
+    """Copy the database to `destination` while the server keeps running."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        source_path = parsed.database
+        if not source_path or source_path == ":memory:" or not Path(source_path).exists():
+            raise FileNotFoundError(f"No SQLite database at {source_path!r}.")
+        # SQLite's online backup API copies a consistent snapshot page by page while writers go on.
+        with sqlite3.connect(source_path) as source, sqlite3.connect(destination) as target:
+            source.backup(target)
+        return
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        raise FileNotFoundError("pg_dump is not installed; install postgresql-client.")
+    libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    subprocess.run(
+        [pg_dump, "--format=custom", "--no-owner", f"--file={destination}", libpq_url],
+        check=True,
+        capture_output=True,
+    )

@@ -101,3 +101,16 @@ def test_scenarios_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err
     assert "broken.yaml" in err
     assert "title.en" in err
+
+
+def test_backup_command(
+    sqlite_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli._prepare()
+    target = tmp_path / "copy.db"
+    assert cli.main(["backup", str(target)]) == 0
+    assert "Backed up" in capsys.readouterr().out
+    assert _usernames(f"sqlite:///{target}") == ["admin"]
+    assert cli.main(["backup", str(target)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert cli.main(["backup", str(target), "--force"]) == 0
