@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     failed_join_limit: int = 30
     failure_window_s: int = 600
     max_body_bytes: int = 1_000_000
+    # At least 10 edits/s sustained must always pass (a fast typist with autosave); 20 leaves room.
+    edits_per_second: float = 20.0
+    edit_burst: int = 60
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

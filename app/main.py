@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.ratelimit import FailureLimiter
+from app.auth.ratelimit import EditRateLimiter, FailureLimiter
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
 from app.db import make_engine
@@ -110,6 +110,9 @@ def create_app(
     app.state.on_events = None
     app.state.login_limiter = FailureLimiter(
         limit=settings.failed_login_limit, window_s=settings.failure_window_s, what="login"
+    )
+    app.state.edit_limiter = EditRateLimiter(
+        rate_per_s=settings.edits_per_second, burst=settings.edit_burst
     )
     app.state.join_limiter = FailureLimiter(
         limit=settings.failed_join_limit, window_s=settings.failure_window_s, what="join"

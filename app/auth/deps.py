@@ -112,6 +112,14 @@ class Actor:
     participant: Participant | None
 
     @property
+    def rate_key(self) -> str:
+        """Whose edit budget a write spends."""
+        if self.participant is not None:
+            return f"participant:{self.participant.id}"
+        assert self.facilitator is not None
+        return f"facilitator:{self.facilitator.id}"
+
+    @property
     def display_name(self) -> str:
         if self.participant is not None:
             return self.participant.name

@@ -1,6 +1,6 @@
 """REST endpoints of a team's answers and submissions."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.db import SessionDep
 from app.errors import API_ERRORS
@@ -29,9 +29,15 @@ def list_responses(access: CurrentTeam, session: SessionDep) -> list[CellRead]:
 
 @router.put("/responses/{inject_id}/{field}", response_model=CellWritten)
 def write_response(
-    inject_id: str, field: str, body: CellWrite, access: CurrentTeam, session: SessionDep
+    inject_id: str,
+    field: str,
+    body: CellWrite,
+    access: CurrentTeam,
+    session: SessionDep,
+    request: Request,
 ) -> CellWritten:
     """Write one field if `base_version` is the current version; a stale one gets 409 and the value."""
+    request.app.state.edit_limiter.take(access.actor.rate_key)
     cell = service.write_cell(
         session,
         exercise=access.exercise,
