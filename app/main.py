@@ -6,15 +6,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import i18n
+from app.auth.pages import router as auth_pages_router
 from app.auth.ratelimit import EditRateLimiter, FailureLimiter
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import install_error_handlers
+from app.exercises.pages import LoginRequired, login_redirect
+from app.exercises.pages import router as exercises_pages_router
 from app.exercises.views import router as exercises_router
 from app.responses.views import router as responses_router
 from app.scenarios.loader import ScenarioLibrary, load_scenario_dir
@@ -123,6 +128,11 @@ def create_app(
     app.include_router(scenarios_router)
     app.include_router(exercises_router)
     app.include_router(responses_router)
+    app.include_router(auth_pages_router)
+    app.include_router(exercises_pages_router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    i18n.install_html_error_pages(app)
+    app.add_exception_handler(LoginRequired, login_redirect)
 
     @app.get("/healthz", tags=["operations"])
     def healthz(request: Request) -> dict[str, str]:
@@ -130,10 +140,6 @@ def create_app(
         with request.app.state.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         return {"status": "ok"}
-
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)

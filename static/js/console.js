@@ -1,0 +1,265 @@
+// The facilitator console: controls, pushes, live progress grid, a team's answers, messages.
+"use strict";
+
+document.addEventListener("alpine:init", () => {
+  const { t, api, duration } = window.Tabletop;
+  const { LiveSocket } = window.TabletopLive;
+  const MATRIX_FIELDS = [
+    "overview", "affected_customers", "secondary_damage", "customer_countermeasures", "cause",
+    "business_impact", "recurrence_prevention", "accountable", "press", "investigation", "legal",
+    "customer_contact", "other",
+  ];
+
+  window.Alpine.data("consoleView", () => {
+    let live = null;
+
+    return {
+      exerciseId: "",
+      locale: "ja",
+      status: "draft",
+      pausedSince: null,
+      conn: "connecting",
+      teams: [],
+      injects: [],
+      cells: {},
+      submissions: {},
+      presence: {},
+      now: Date.now(),
+      flash: "",
+      limitMinutes: "",
+      autoFollowups: false,
+      chosenTeams: [],
+      messageText: "",
+      messageTeam: "",
+      viewTeam: "",
+      viewInject: "",
+
+      init() {
+        const data = this.$el.dataset;
+        this.exerciseId = data.exerciseId;
+        this.locale = data.locale;
+        this.status = data.status;
+        this.teams = JSON.parse(data.teams);
+        this.viewTeam = this.teams.length ? this.teams[0].id : "";
+        live = new LiveSocket({
+          path: "/ws/exercises/" + encodeURIComponent(this.exerciseId) + "/facilitator",
+          onHello: (message) => this.hello(message),
+          onEvent: (message) => this.event(message),
+          onControl: (message) => this.control(message),
+          onState: (state) => { this.conn = state; },
+          onFatal: (code) => {
+            if (code === 4401) window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+            else this.flash = t("forbidden");
+          },
+        });
+        live.start();
+        setInterval(() => { this.now = live.now(); }, 1000);
+      },
+
+      hello(message) {
+        const snapshot = message.snapshot || {};
+        this.applyStatus(snapshot.exercise || message.exercise);
+        if (snapshot.teams) {
+          for (const team of snapshot.teams) this.addTeam(team);
+        }
+        for (const inject of snapshot.injects || []) this.addInject(inject);
+        for (const cell of snapshot.cells || []) this.setCell(cell);
+        for (const sub of snapshot.submissions || []) this.addSubmission(sub);
+        const presence = snapshot.presence || message.presence || [];
+        for (const team of Array.isArray(presence) ? presence : [presence]) this.applyPresence(team);
+      },
+
+      event(message) {
+        switch (message.type) {
+          case "inject": this.addInject(message.inject); break;
+          case "response": this.setCell(message); break;
+          case "submission": this.addSubmission(message); break;
+          case "status": this.applyStatus(message); break;
+          case "team": this.addTeam(message.team); break;
+        }
+      },
+
+      control(message) {
+        if (message.type === "presence") this.applyPresence(message);
+        else if (message.type === "error") this.flash = t("error", { detail: message.detail || message.code });
+      },
+
+      applyStatus(exercise) {
+        if (!exercise || !exercise.status) return;
+        this.status = exercise.status;
+        this.pausedSince = exercise.paused_since || (exercise.status === "paused" ? exercise.at || new Date(this.now).toISOString() : null);
+      },
+
+      applyPresence(team) {
+        if (team && team.team_id) this.presence = { ...this.presence, [team.team_id]: team.participants || [] };
+      },
+
+      addTeam(team) {
+        if (team && !this.teams.some((known) => known.id === team.id)) this.teams = [...this.teams, team];
+      },
+
+      addInject(inject) {
+        if (!inject || this.injects.some((known) => known.id === inject.id)) return;
+        this.injects = [...this.injects, inject].sort((a, b) => a.position - b.position);
+        this.viewInject = inject.id;
+      },
+
+      setCell(cell) {
+        const key = cell.team_id + "/" + cell.inject_id + "/" + cell.field;
+        const known = this.cells[key];
+        if (!known || cell.version > known.version) {
+          this.cells = { ...this.cells, [key]: { value: cell.value, version: cell.version } };
+        }
+      },
+
+      addSubmission(sub) {
+        this.submissions = { ...this.submissions, [sub.team_id + "/" + sub.inject_id]: sub };
+      },
+
+      // --- actions ------------------------------------------------------------------------------
+      async call(path, body) {
+        this.flash = "";
+        try {
+          return await api("POST", "/api/exercises/" + encodeURIComponent(this.exerciseId) + path, body);
+        } catch (error) {
+          this.flash = t("error", { detail: error.message });
+          return null;
+        }
+      },
+
+      async transition(action) {
+        const result = await this.call("/" + action);
+        if (result) this.applyStatus(result);
+      },
+
+      endExercise() {
+        this.transition("end");
+      },
+
+      pushBody(scenarioId, teamIds) {
+        const body = { scenario_id: scenarioId };
+        if (teamIds) body.team_ids = teamIds;
+        const minutes = parseInt(this.limitMinutes, 10);
+        if (minutes > 0) body.time_limit_s = minutes * 60;
+        if (this.autoFollowups) body.auto_followups = true;
+        return body;
+      },
+
+      async deliver(body) {
+        const inject = await this.call("/injects", body);
+        if (inject) {
+          this.addInject(inject);
+          this.flash = t("pushed");
+        }
+      },
+
+      pushAll(event) {
+        this.deliver(this.pushBody(event.currentTarget.dataset.scenario, null));
+      },
+
+      pushChosen(event) {
+        if (!this.chosenTeams.length) {
+          this.flash = t("choose_team");
+          return;
+        }
+        this.deliver(this.pushBody(event.currentTarget.dataset.scenario, [...this.chosenTeams]));
+      },
+
+      pushFollowup(event) {
+        const { scenario, followup } = event.currentTarget.dataset;
+        // A follow-up goes to the teams that received its scenario, unless teams are chosen.
+        const parent = this.injects.find((i) => i.scenario_id === scenario && !i.followup_id);
+        const teamIds = this.chosenTeams.length ? [...this.chosenTeams] : parent ? parent.team_ids : null;
+        const body = { scenario_id: scenario, followup_id: followup };
+        if (teamIds) body.team_ids = teamIds;
+        this.deliver(body);
+      },
+
+      async sendMessage() {
+        const text = this.messageText.trim();
+        if (!text) return;
+        const body = { text };
+        if (this.messageTeam) body.team_ids = [this.messageTeam];
+        if (await this.call("/messages", body)) {
+          this.messageText = "";
+          this.flash = t("sent");
+        }
+      },
+
+      // --- what the template shows --------------------------------------------------------------
+      text(inject, part) {
+        const texts = inject && inject.texts && inject.texts[this.locale];
+        return (texts && texts[part]) || (inject && inject[part]) || "";
+      },
+
+      injectLabel(inject) {
+        const title = this.text(inject, "title");
+        return inject.position + ". " + (title.length > 28 ? title.slice(0, 27) + "…" : title);
+      },
+
+      delivered(teamId, inject) {
+        return inject.team_ids.includes(teamId);
+      },
+
+      filledCount(teamId, inject) {
+        return MATRIX_FIELDS.filter((field) => {
+          const cell = this.cells[teamId + "/" + inject.id + "/" + field];
+          return cell && cell.value.trim() !== "";
+        }).length;
+      },
+
+      filledText(teamId, inject) {
+        if (!this.delivered(teamId, inject)) return "—";
+        return t("fields_filled", { n: this.filledCount(teamId, inject) });
+      },
+
+      elapsed(inject) {
+        const until = this.status === "paused" && this.pausedSince ? Date.parse(this.pausedSince) : this.now;
+        return (until - Date.parse(inject.delivered_at)) / 1000;
+      },
+
+      timingText(teamId, inject) {
+        if (!this.delivered(teamId, inject)) return "";
+        const sub = this.submissions[teamId + "/" + inject.id];
+        if (sub) return t("submitted_after", { time: duration(sub.elapsed_s) });
+        if (this.status === "ended") return t("ended");
+        const elapsed = this.elapsed(inject);
+        const late = inject.time_limit_s && elapsed > inject.time_limit_s;
+        return (late ? t("overdue") + " " : t("elapsed") + " ") + duration(elapsed);
+      },
+
+      cellClass(teamId, inject) {
+        if (!this.delivered(teamId, inject)) return "cell-none";
+        if (this.submissions[teamId + "/" + inject.id]) return "cell-done";
+        if (inject.time_limit_s && this.elapsed(inject) > inject.time_limit_s) return "cell-overdue";
+        return "cell-open";
+      },
+
+      onlineNames(teamId) {
+        const online = (this.presence[teamId] || []).filter((p) => p.online).map((p) => p.name);
+        return online.length ? online.join(", ") : t("nobody_online");
+      },
+
+      viewValue(field) {
+        const cell = this.cells[this.viewTeam + "/" + this.viewInject + "/" + field];
+        return cell ? cell.value : "";
+      },
+
+      get connText() {
+        return t(this.conn);
+      },
+
+      get connClass() {
+        return "conn-" + this.conn;
+      },
+
+      get statusText() {
+        return t(this.status);
+      },
+
+      get statusClass() {
+        return "status-" + this.status;
+      },
+    };
+  });
+});
