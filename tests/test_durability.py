@@ -2,6 +2,8 @@
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,13 @@ from app.db import backup_database
 from tests.live_server import ADMIN_PASSWORD, running_server
 
 WRITERS = 4
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the writers stopped making progress"
+        time.sleep(0.01)
 
 
 def _prepare_exercise(base_url: str) -> dict[str, Any]:
@@ -57,6 +66,9 @@ def _type(
                 )
             except httpx.HTTPError:
                 return  # the server is gone; what was acknowledged so far is what must survive
+            if response.status_code == 429:
+                stop.wait(0.05)
+                continue
             if response.status_code != 200:
                 return
             version = response.json()["version"]
@@ -77,8 +89,7 @@ def test_every_acknowledged_edit_survives_sigkill(tmp_path: Path) -> None:
         ]
         for thread in threads:
             thread.start()
-        while sum(len(a) for a in acked.values()) < 200:
-            threading.Event().wait(0.01)
+        _wait_for(lambda: sum(len(a) for a in acked.values()) >= 200)
         server.kill()
         stop.set()
         for thread in threads:
@@ -118,12 +129,10 @@ def test_backup_while_running_is_consistent_and_restores(tmp_path: Path) -> None
             target=_type, args=(server.base_url, setup, "overview", acked, stop)
         )
         writer.start()
-        while len(acked) < 30:
-            threading.Event().wait(0.01)
+        _wait_for(lambda: len(acked) >= 30)
         before_backup = list(acked)
         backup_database(url, backup)
-        while len(acked) < len(before_backup) + 10:
-            threading.Event().wait(0.01)
+        _wait_for(lambda: len(acked) >= len(before_backup) + 10)
         stop.set()
         writer.join(timeout=10)
     with sqlite3.connect(backup) as connection:
