@@ -1,5 +1,6 @@
 """Server-rendered facilitator console, team room and projector pages, and join QR codes."""
 
+import io
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -160,9 +161,13 @@ def team_qr(
     team = session.get(Team, team_id)
     if team is None or team.exercise_id != exercise.id:
         raise NotFound("No such team.", code="team_not_found")
-    svg = segno.make(join_url(request, team), error="m").svg_inline(scale=4, border=2)
+    # A standalone SVG file (with its XML namespace), which an <img> can show.
+    buffer = io.BytesIO()
+    segno.make(join_url(request, team), error="m").save(buffer, kind="svg", scale=4, border=2)
     return Response(
-        svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=300"}
+        buffer.getvalue(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "private, max-age=300"},
     )
 
 

@@ -127,7 +127,7 @@ document.addEventListener("alpine:init", () => {
 
       teamStatus(teamId) {
         const online = (this.presence[teamId] || []).filter((p) => p.online).length;
-        const people = "👤 " + online;
+        const people = t("online") + " " + online;
         const inject = this.current;
         if (!inject || !inject.team_ids.includes(teamId)) return people;
         const sub = this.submissions[teamId + "/" + inject.id];
