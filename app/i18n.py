@@ -35,6 +35,7 @@ JS_MESSAGES = {
     "saving": N_("Saving…"),
     "saved": N_("Saved"),
     "unsent": N_("Not sent yet"),
+    "held": N_("Kept; sent when the exercise resumes"),
     "new_inject": N_("New inject"),
     "editing": N_("editing"),
     "conflict": N_("Someone else changed this answer at the same time."),

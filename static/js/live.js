@@ -270,7 +270,7 @@
       if (!key) return false;
       entry.inflight = null;
       if (message.code !== "conflict" || !message.current) {
-        entry.error = message.detail || message.code;
+        entry.error = message.code === "not_running" ? message.code : message.detail || message.code;
         this.persist(key);
         this.onChange(key);
         return true;

@@ -248,7 +248,7 @@ document.addEventListener("alpine:init", () => {
         const state = sync.state(this.key(field));
         if (state === "saving") return this.conn === "online" ? t("saving") : t("unsent");
         if (state === "unsent") return t("unsent");
-        if (state === "error") return this.entry(field).error;
+        if (state === "error") return this.entry(field).error === "not_running" ? t("held") : this.entry(field).error;
         return "";
       },
 
