@@ -17,11 +17,16 @@ from app.auth.ratelimit import EditRateLimiter, FailureLimiter
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
 from app.db import make_engine
+from app.debrief.views import router as debrief_router
 from app.errors import install_error_handlers
 from app.exercises.pages import LoginRequired, login_redirect
 from app.exercises.pages import router as exercises_pages_router
 from app.exercises.views import router as exercises_router
+from app.export.views import MAX_ARCHIVE_BYTES
+from app.export.views import router as export_router
 from app.responses.views import router as responses_router
+from app.scenarios import importer
+from app.scenarios.import_views import router as scenario_import_router
 from app.scenarios.loader import ScenarioLibrary, load_scenario_dir
 from app.scenarios.views import router as scenarios_router
 
@@ -68,19 +73,24 @@ class SecurityHeaders:
 class BodySizeLimit:
     """Refuses bodies over the limit before reading them, so a huge upload cannot exhaust memory."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Upload endpoints take files bigger than any JSON body; they name their own ceiling.
+        self.larger = larger or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_bytes)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isdigit() and int(length) > limit:
             response = JSONResponse(
                 {
-                    "detail": f"The request body is over {self.max_bytes} bytes; send less.",
+                    "detail": f"The request body is over {limit} bytes; send less.",
                     "code": "too_large",
                 },
                 status_code=413,
@@ -111,7 +121,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.scenarios = library
+    app.state.scenarios = importer.with_imports(library, engine=engine)
     app.state.on_events = None
     app.state.login_limiter = FailureLimiter(
         limit=settings.failed_login_limit, window_s=settings.failure_window_s, what="login"
@@ -126,8 +136,11 @@ def create_app(
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(scenarios_router)
+    app.include_router(scenario_import_router)
     app.include_router(exercises_router)
     app.include_router(responses_router)
+    app.include_router(debrief_router)
+    app.include_router(export_router)
     app.include_router(auth_pages_router)
     app.include_router(exercises_pages_router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
@@ -141,6 +154,13 @@ def create_app(
             connection.execute(text("SELECT 1"))
         return {"status": "ok"}
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={
+            "/api/scenarios/import": importer.MAX_FILE_BYTES + 64 * 1024,
+            "/api/exercises/import": MAX_ARCHIVE_BYTES,
+        },
+    )
     app.add_middleware(SecurityHeaders)
     return app
