@@ -62,6 +62,8 @@ JS_MESSAGES = {
     "message_from": N_("Message from the facilitator"),
     "no_injects": N_("No inject yet. The facilitator will send one shortly."),
     "fields_filled": N_("%(n)s of 13 filled"),
+    "end": N_("End"),
+    "confirm_end": N_("Click again to end the exercise"),
 }
 
 

@@ -33,6 +33,7 @@ document.addEventListener("alpine:init", () => {
       messageTeam: "",
       viewTeam: "",
       viewInject: "",
+      endArmed: false,
 
       init() {
         const data = this.$el.dataset;
@@ -132,8 +133,19 @@ document.addEventListener("alpine:init", () => {
         if (result) this.applyStatus(result);
       },
 
+      // Ending cannot be undone, so the button asks for a second click within a few seconds.
       endExercise() {
+        if (!this.endArmed) {
+          this.endArmed = true;
+          setTimeout(() => { this.endArmed = false; }, 5000);
+          return;
+        }
+        this.endArmed = false;
         this.transition("end");
+      },
+
+      get endLabel() {
+        return this.endArmed ? t("confirm_end") : t("end");
       },
 
       pushBody(scenarioId, teamIds) {
