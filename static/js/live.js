@@ -72,7 +72,8 @@
 
     receive(message) {
       if (message.type === "hello") {
-        const serverTime = Date.parse(message.server_time || message.at);
+        const snapshot = message.snapshot || {};
+        const serverTime = Date.parse(message.server_time || snapshot.server_time || message.at);
         if (!isNaN(serverTime)) this.offsetMs = serverTime - Date.now();
         const resumeFrom = this.helloSeen ? this.lastSeq : null;
         this.helloSeen = true;
@@ -269,6 +270,12 @@
       const [key, entry] = this.entryFor(message.client_ref);
       if (!key) return false;
       entry.inflight = null;
+      if (message.code === "edit_rate_limited") {
+        // Too many edits at once: try again shortly; the edit stays queued meanwhile.
+        this.timers.set(key, setTimeout(() => this.flush(key), 1000));
+        this.onChange(key);
+        return true;
+      }
       if (message.code !== "conflict" || !message.current) {
         entry.error = message.code === "not_running" ? message.code : message.detail || message.code;
         this.persist(key);
