@@ -77,6 +77,13 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+def reject_nul(value: str) -> str:
+    """Refuse U+0000, which PostgreSQL text cannot hold, so both backends accept the same input."""
+    if "\x00" in value:
+        raise ValueError("text may not contain the NUL character (U+0000)")
+    return value
+
+
 def utcnow() -> datetime:
     """The server's clock, the only clock of an exercise."""
     return datetime.now(UTC)

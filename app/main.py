@@ -70,8 +70,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodySizeLimit:
-    """Refuses bodies over the limit before reading them, so a huge upload cannot exhaust memory."""
+class RequestLimits:
+    """Refuses oversized bodies before reading them, and NUL bytes in the URL (no id contains one)."""
 
     def __init__(
         self, app: ASGIApp, *, max_bytes: int, larger: dict[str, int] | None = None
@@ -85,19 +85,23 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.larger.get(scope["path"], self.max_bytes)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            response = JSONResponse(
-                {
-                    "detail": f"The request body is over {limit} bytes; send less.",
-                    "code": "too_large",
-                },
-                status_code=413,
-            )
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            status, detail, code = refusal
+            response = JSONResponse({"detail": detail, "code": code}, status_code=status)
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
+        limit = self.larger.get(scope["path"], self.max_bytes)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return 413, f"The request body is over {limit} bytes; send less.", "too_large"
+        target = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in target or "\x00" in scope["path"]:
+            return 400, "The URL contains a NUL character; remove it.", "invalid_character"
+        return None
 
 
 def create_app(
@@ -155,7 +159,7 @@ def create_app(
         return {"status": "ok"}
 
     app.add_middleware(
-        BodySizeLimit,
+        RequestLimits,
         max_bytes=settings.max_body_bytes,
         larger={
             "/api/scenarios/import": importer.MAX_FILE_BYTES + 64 * 1024,

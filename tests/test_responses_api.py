@@ -215,3 +215,25 @@ def test_unauthenticated_team_requests_are_401(client: TestClient) -> None:
     _exercise, red, _member, _inject = _setup(client)
     assert client.get(f"/api/teams/{red['id']}/responses").status_code == 401
     assert client.get("/api/teams/nope/responses").status_code == 401
+
+
+def test_nul_characters_are_refused_everywhere_with_422(client: TestClient) -> None:
+    exercise, red, member, inject = _setup(client)
+    url = f"/api/teams/{red['id']}/responses/{inject['id']}/overview"
+    response = client.put(
+        url, json={"value": "a\x00b", "base_version": 0}, headers=member["headers"]
+    )
+    assert response.status_code == 422
+    assert "NUL" in response.json()["detail"]
+    for path, body in [
+        ("/api/join", {"code": red["join_code"], "name": "a\x00"}),
+        (f"/api/exercises/{exercise.id}/teams", {"name": "x\x00"}),
+        (f"/api/exercises/{exercise.id}/messages", {"text": "\x00"}),
+        (f"/api/exercises/{exercise.id}/injects", {"scenario_id": "jnsa\x00"}),
+    ]:
+        refused = client.post(path, json=body, headers=exercise.headers)
+        assert refused.status_code == 422, path
+        assert "NUL" in refused.json()["detail"]
+    in_url = client.get(f"/api/teams/{red['id']}%00/responses", headers=member["headers"])
+    assert in_url.status_code == 400
+    assert in_url.json()["code"] == "invalid_character"

@@ -2,10 +2,20 @@
 
 from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, StringConstraints
 
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+from app.db import reject_nul
+
+Username = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(reject_nul),
+]
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(reject_nul),
+]
 
 
 class LoginRequest(BaseModel):
@@ -19,7 +29,11 @@ class LoginRead(BaseModel):
 
 
 class JoinRequest(BaseModel):
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    code: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+        AfterValidator(reject_nul),
+    ]
     name: DisplayName
 
 

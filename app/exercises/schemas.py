@@ -3,10 +3,28 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-TeamName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from app.db import reject_nul
+
+TeamName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(reject_nul),
+]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(reject_nul),
+]
+Identifier = Annotated[str, StringConstraints(max_length=80), AfterValidator(reject_nul)]
 Locale = Literal["ja", "en"]
 MAX_TEAMS = 200
 
@@ -24,7 +42,7 @@ class ExerciseCreate(BaseModel):
     title: Title
     teams: list[TeamName] = Field(default_factory=list, max_length=MAX_TEAMS)
     locale: Locale = "ja"
-    scenario_ids: list[str] | None = Field(default=None, max_length=500)
+    scenario_ids: list[Identifier] | None = Field(default=None, max_length=500)
 
     _check_teams = field_validator("teams")(_unique_names)
 
@@ -50,11 +68,25 @@ class TeamDetail(TeamRead):
 
 
 class InjectCreate(BaseModel):
-    scenario_id: str | None = Field(default=None, max_length=64)
-    followup_id: str | None = Field(default=None, max_length=80)
-    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
-    body: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)] | None = None
-    team_ids: list[str] | None = Field(default=None, max_length=MAX_TEAMS)
+    scenario_id: Identifier | None = None
+    followup_id: Identifier | None = None
+    title: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=500),
+            AfterValidator(reject_nul),
+        ]
+        | None
+    ) = None
+    body: (
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, max_length=20_000),
+            AfterValidator(reject_nul),
+        ]
+        | None
+    ) = None
+    team_ids: list[Identifier] | None = Field(default=None, max_length=MAX_TEAMS)
     time_limit_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     auto_followups: bool = False
 
@@ -109,8 +141,12 @@ class ExerciseDetail(ExerciseRead):
 
 
 class MessageCreate(BaseModel):
-    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    team_ids: list[str] | None = Field(default=None, max_length=MAX_TEAMS)
+    text: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+        AfterValidator(reject_nul),
+    ]
+    team_ids: list[Identifier] | None = Field(default=None, max_length=MAX_TEAMS)
 
 
 class MessageRead(BaseModel):

@@ -28,6 +28,11 @@ def validate_value(*, field: str, value: str) -> None:
             f"The value has {len(value)} characters; the limit is {MAX_VALUE_LENGTH}.",
             code="value_too_long",
         )
+    if "\x00" in value:
+        raise Invalid(
+            "The value contains the NUL character (U+0000); remove it and save again.",
+            code="invalid_character",
+        )
     if field == "disclose" and value not in (*DISCLOSE_CHOICES, ""):
         raise Invalid("disclose must be one of: yes, no, undecided.", code="invalid_choice")
 
