@@ -225,3 +225,31 @@ def test_messages(client: TestClient) -> None:
     assert targeted.json()["seq"] > body["seq"]
     assert client.post(url, json={"text": ""}, headers=exercise.headers).status_code == 422
     assert client.post(url, json={"text": "x" * 2001}, headers=exercise.headers).status_code == 422
+
+
+def test_facilitator_removes_a_participant(client: TestClient) -> None:
+    exercise = make_exercise(client)
+    red = exercise.team(0)
+    member = join(client, red["join_code"], "Leaver")
+    stays = join(client, red["join_code"], "Stayer")
+    url = f"/api/exercises/{exercise.id}/participants/{member['participant_id']}"
+    assert (
+        client.get(f"/api/teams/{red['id']}/injects", headers=member["headers"]).status_code == 200
+    )
+    bob = login(client, "bob")
+    assert client.delete(url, headers=bob).status_code == 404
+    assert client.delete(url, headers=stays["headers"]).status_code == 403
+    assert client.delete(url, headers=exercise.headers).status_code == 204
+    assert client.delete(url, headers=exercise.headers).status_code == 204  # already gone: fine
+    assert (
+        client.get(f"/api/teams/{red['id']}/injects", headers=member["headers"]).status_code == 401
+    )
+    assert (
+        client.get(f"/api/teams/{red['id']}/injects", headers=stays["headers"]).status_code == 200
+    )
+    detail = client.get(f"/api/exercises/{exercise.id}", headers=exercise.headers).json()
+    assert [p["name"] for p in detail["teams"][0]["participants"]] == ["Stayer"]
+    missing = client.delete(
+        f"/api/exercises/{exercise.id}/participants/nope", headers=exercise.headers
+    )
+    assert missing.status_code == 404

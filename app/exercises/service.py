@@ -120,6 +120,26 @@ def add_team(session: Session, *, exercise: Exercise, name: str) -> Team:
     return team
 
 
+def remove_participant(session: Session, *, exercise: Exercise, participant_id: str) -> None:
+    """Revoke a participant's access; their token stops working and their sockets are closed."""
+    participant = session.get(Participant, participant_id)
+    team = session.get(Team, participant.team_id) if participant else None
+    if participant is None or team is None or team.exercise_id != exercise.id:
+        raise NotFound("No such participant in this exercise.", code="participant_not_found")
+    if participant.removed_at is not None:
+        return
+    participant.removed_at = utcnow()
+    session.add(participant)
+    events.record(
+        session,
+        exercise_id=exercise.id,
+        type="participant_removed",
+        payload={"team_id": team.id, "participant_id": participant.id},
+        team_ids=[team.id],
+    )
+    session.commit()
+
+
 def transition(session: Session, *, exercise: Exercise, action: str) -> Exercise:
     """Apply start / pause / resume / end, or refuse with 409."""
     allowed_from, target = TRANSITIONS[action]

@@ -83,6 +83,15 @@ def add_team(body: TeamCreate, exercise: OwnedExercise, session: SessionDep) -> 
     return TeamRead.model_validate(team, from_attributes=True)
 
 
+@router.delete(
+    "/exercises/{exercise_id}/participants/{participant_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+def remove_participant(participant_id: str, exercise: OwnedExercise, session: SessionDep) -> None:
+    """Remove a participant: their token stops working and their live connection is closed."""
+    service.remove_participant(session, exercise=exercise, participant_id=participant_id)
+
+
 @router.post(
     "/exercises/{exercise_id}/injects",
     response_model=InjectRead,
