@@ -109,13 +109,11 @@ document.addEventListener("alpine:init", () => {
         }
       },
 
+      // 4401: the token is unknown; 4403: the facilitator removed this participant. Either way
+      // this browser has no seat any more, and joining again is the way back in.
       fatal(code) {
-        if (code === 4401) {
-          this.flash = t("signed_out");
-          window.location.assign("/join");
-        } else {
-          this.flash = t("forbidden");
-        }
+        this.flash = code === 4401 ? t("signed_out") : t("forbidden");
+        window.location.assign("/join");
       },
 
       applyStatus(exercise) {
