@@ -17,6 +17,7 @@ from app.auth.ratelimit import EditRateLimiter, FailureLimiter
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
 from app.db import make_engine
+from app.debrief.pages import router as debrief_pages_router
 from app.debrief.views import router as debrief_router
 from app.errors import install_error_handlers
 from app.exercises.pages import LoginRequired, login_redirect
@@ -26,6 +27,7 @@ from app.export.views import MAX_ARCHIVE_BYTES
 from app.export.views import router as export_router
 from app.responses.views import router as responses_router
 from app.scenarios import importer
+from app.scenarios.import_views import pages as scenario_import_pages
 from app.scenarios.import_views import router as scenario_import_router
 from app.scenarios.loader import ScenarioLibrary, load_scenario_dir
 from app.scenarios.views import router as scenarios_router
@@ -147,6 +149,8 @@ def create_app(
     app.include_router(export_router)
     app.include_router(auth_pages_router)
     app.include_router(exercises_pages_router)
+    app.include_router(debrief_pages_router)
+    app.include_router(scenario_import_pages)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     i18n.install_html_error_pages(app)
     app.add_exception_handler(LoginRequired, login_redirect)

@@ -80,6 +80,7 @@ class DebriefInject(BaseModel):
     source: str
     receiving: str
     delivered_at: datetime
+    time_limit_s: int | None
     team_ids: list[str]
     guidance: dict[str, str]
     answers: dict[str, dict[str, AnswerRead]]

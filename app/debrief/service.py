@@ -284,6 +284,7 @@ def debrief_read(session: Session, *, exercise: Exercise, library: ScenarioLibra
                         "source",
                         "receiving",
                         "delivered_at",
+                        "time_limit_s",
                     }
                 ),
                 team_ids=team_ids,

@@ -3,6 +3,7 @@
 import io
 import re
 from collections.abc import Iterable, Sequence
+from copy import copy
 from datetime import UTC, datetime
 from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
@@ -201,16 +202,6 @@ def clean_text(value: str) -> str:
     return ILLEGAL_CHARACTERS_RE.sub("", value)
 
 
-def put_text(ws: Worksheet, row: int, column: int, value: str, *, wrap: bool = True) -> Cell:
-    """Write participant text as text: never a formula, never a broken file."""
-    cell: Cell = ws.cell(row=row, column=column, value=clean_text(value)[:MAX_CELL_TEXT])
-    # openpyxl reads a leading "=" as a formula; what people typed stays what they typed.
-    cell.data_type = "s"
-    if wrap:
-        cell.alignment = WRAP
-    return cell
-
-
 def put_time(ws: Worksheet, row: int, column: int, value: datetime | None) -> None:
     if value is None:
         return
@@ -250,6 +241,25 @@ class WorkbookBuilder:
         self.inject_by_id = {inject.id: inject for inject in results.injects}
         self.field_labels = {field.key: field.label(self.locale) for field in FIELDS}
         self.wb = Workbook()
+        self._wrap_style: Any = None
+
+    def _wrap(self, cell: Cell) -> None:
+        # Assigning an Alignment hashes it against the workbook's style table each time, which
+        # dominates a large export; copying the style array of the first wrapped cell does not.
+        if self._wrap_style is None:
+            cell.alignment = WRAP
+            self._wrap_style = copy(cell._style)
+        else:
+            cell._style = copy(self._wrap_style)
+
+    def _put(self, ws: Worksheet, row: int, column: int, value: str, *, wrap: bool = True) -> Cell:
+        """Write participant text as text: never a formula, never a broken file."""
+        cell: Cell = ws.cell(row=row, column=column, value=clean_text(value)[:MAX_CELL_TEXT])
+        # openpyxl reads a leading "=" as a formula; what people typed stays what they typed.
+        cell.data_type = "s"
+        if wrap:
+            self._wrap(cell)
+        return cell
 
     def build(self) -> bytes:
         """The workbook's bytes."""
@@ -328,29 +338,29 @@ class WorkbookBuilder:
         matrix = [f.key for f in (*ANNOUNCEMENT_FIELDS, *ROLE_FIELDS)]
         for row, inject in enumerate(results.injects_of(team_id), start=3):
             cells = results.cells.get((team_id, inject.id), {})
-            ws.cell(row=row, column=1, value=inject.position).alignment = WRAP
-            put_text(ws, row, 2, inject.title)
-            put_text(ws, row, 3, inject.source)
-            put_text(ws, row, 4, inject.receiving)
+            self._wrap(ws.cell(row=row, column=1, value=inject.position))
+            self._put(ws, row, 2, inject.title)
+            self._put(ws, row, 3, inject.source)
+            self._put(ws, row, 4, inject.receiving)
             for column, key in enumerate(matrix, start=5):
                 cell = cells.get(key)
                 if cell is not None and cell.value:
-                    put_text(ws, row, column, cell.value)
+                    self._put(ws, row, column, cell.value)
             column = HANDOUT_COLUMNS + 1
             disclose = cells.get("disclose")
             if disclose is not None and disclose.value:
-                put_text(ws, row, column, self._choice("disclose", disclose.value))
+                self._put(ws, row, column, self._choice("disclose", disclose.value))
             estimated = cells.get("estimated_time")
             if estimated is not None and estimated.value:
-                put_text(ws, row, column + 1, estimated.value)
+                self._put(ws, row, column + 1, estimated.value)
             submission = results.submissions.get((team_id, inject.id))
             if submission is not None:
                 ws.cell(row=row, column=column + 2, value=minutes(submission))
                 put_time(ws, row, column + 3, submission.submitted_at)
-                put_text(ws, row, column + 4, submission.submitted_by)
+                self._put(ws, row, column + 4, submission.submitted_by)
             notes = cells.get("notes")
             if notes is not None and notes.value:
-                put_text(ws, row, column + 5, notes.value)
+                self._put(ws, row, column + 5, notes.value)
         widths = [5, 40, 14, 14] + [30] * (HANDOUT_COLUMNS - 4) + [12, 16, 12, 19, 14, 30]
         _widths(ws, widths)
         ws.freeze_panes = "C3"
@@ -376,7 +386,7 @@ class WorkbookBuilder:
             if isinstance(value, datetime) or value is None:
                 put_time(ws, row, 2, value)
             else:
-                put_text(ws, row, 2, str(value))
+                self._put(ws, row, 2, str(value))
             row += 1
 
         row += 1
@@ -386,8 +396,8 @@ class WorkbookBuilder:
         for team in results.teams:
             row += 1
             members = [p.name for p in results.participants.get(team.id, [])]
-            put_text(ws, row, 1, team.name)
-            put_text(ws, row, 2, ", ".join(members))
+            self._put(ws, row, 1, team.name)
+            self._put(ws, row, 2, ", ".join(members))
             ws.cell(row=row, column=3, value=len(members))
 
         row += 2
@@ -402,7 +412,7 @@ class WorkbookBuilder:
             row += 1
             targets = results.targets.get(inject.id, [])
             ws.cell(row=row, column=1, value=inject.position)
-            put_text(ws, row, 2, inject.title)
+            self._put(ws, row, 2, inject.title)
             put_time(ws, row, 3, inject.delivered_at)
             ws.cell(row=row, column=4, value=len(targets))
             submitted = sum((team_id, inject.id) in results.submissions for team_id in targets)
@@ -415,7 +425,7 @@ class WorkbookBuilder:
         self._header(ws, row, [t["team"], *(f"No.{i.position}" for i in results.injects)])
         for team in results.teams:
             row += 1
-            put_text(ws, row, 1, team.name, wrap=False)
+            self._put(ws, row, 1, team.name, wrap=False)
             for column, inject in enumerate(results.injects, start=2):
                 value = minutes(results.submissions.get((team.id, inject.id)))
                 if value is not None:
@@ -448,8 +458,8 @@ class WorkbookBuilder:
             targets = set(results.targets.get(inject.id, []))
             for field in FIELDS:
                 row += 1
-                ws.cell(row=row, column=1, value=inject.position).alignment = WRAP
-                put_text(ws, row, 2, inject.title)
+                self._wrap(ws.cell(row=row, column=1, value=inject.position))
+                self._put(ws, row, 2, inject.title)
                 ws.cell(row=row, column=3, value=field.label(self.locale)).font = BOLD
                 for column, team in enumerate(results.teams, start=4):
                     if team.id not in targets:
@@ -457,7 +467,7 @@ class WorkbookBuilder:
                         continue
                     value = results.answer(team.id, inject.id, field.key)
                     if value:
-                        put_text(ws, row, column, self._choice(field.key, value))
+                        self._put(ws, row, column, self._choice(field.key, value))
         _widths(ws, [5, 30, 22] + [32] * len(results.teams))
         ws.freeze_panes = "D2"
         ws.print_title_rows = "1:1"
@@ -474,14 +484,14 @@ class WorkbookBuilder:
             for inject in results.injects:
                 row += 1
                 targets = set(results.targets.get(inject.id, []))
-                ws.cell(row=row, column=2, value=inject.position).alignment = WRAP
-                put_text(ws, row, 2 + 1, inject.title)
+                self._wrap(ws.cell(row=row, column=2, value=inject.position))
+                self._put(ws, row, 2 + 1, inject.title)
                 for column, team in enumerate(results.teams, start=4):
                     if team.id not in targets:
                         continue
                     value = results.answer(team.id, inject.id, field.key)
                     if value:
-                        put_text(ws, row, column, value)
+                        self._put(ws, row, column, value)
                     else:
                         # An unanswered "who is in charge" is the gap the debrief looks for.
                         ws.cell(row=row, column=column).fill = GAP_FILL
@@ -507,13 +517,13 @@ class WorkbookBuilder:
             for inject in results.injects_of(team.id):
                 row += 1
                 rating = results.ratings.get((team.id, inject.id))
-                put_text(ws, row, 1, team.name)
+                self._put(ws, row, 1, team.name)
                 ws.cell(row=row, column=2, value=inject.position)
-                put_text(ws, row, 3, inject.title)
+                self._put(ws, row, 3, inject.title)
                 if rating is not None and rating.rating:
                     ws.cell(row=row, column=4, value=t.get(rating.rating, rating.rating))
                 if rating is not None and rating.comment:
-                    put_text(ws, row, 5, rating.comment)
+                    self._put(ws, row, 5, rating.comment)
                 value = minutes(results.submissions.get((team.id, inject.id)))
                 if value is not None:
                     ws.cell(row=row, column=6, value=value)
@@ -527,7 +537,7 @@ class WorkbookBuilder:
             for number, item in enumerate(items, start=1):
                 row += 1
                 ws.cell(row=row, column=2, value=number)
-                put_text(ws, row, 3, item)
+                self._put(ws, row, 3, item)
                 ws.merge_cells(start_row=row, start_column=3, end_row=row, end_column=6)
         _widths(ws, [20, 5, 40, 12, 60, 14])
         ws.freeze_panes = "A4"
@@ -540,9 +550,9 @@ class WorkbookBuilder:
         self._header(ws, 3, labels)
         for row, item in enumerate(self.results.plan, start=4):
             ws.cell(row=row, column=1, value=item.position + 1)
-            put_text(ws, row, 2, item.issue)
-            put_text(ws, row, 3, item.action)
-            put_text(ws, row, 4, item.owner)
+            self._put(ws, row, 2, item.issue)
+            self._put(ws, row, 3, item.action)
+            self._put(ws, row, 4, item.owner)
             if item.due_date is not None:
                 ws.cell(row=row, column=5, value=item.due_date).number_format = "yyyy-mm-dd"
             ws.cell(row=row, column=6, value=t.get(item.status, item.status))
@@ -557,8 +567,8 @@ class WorkbookBuilder:
             put_time(ws, row, 1, event.at)
             ws.cell(row=row, column=2, value=event.seq)
             ws.cell(row=row, column=3, value=event.type)
-            put_text(ws, row, 4, self._audience(event))
-            put_text(ws, row, 5, self._describe(event))
+            self._put(ws, row, 4, self._audience(event))
+            self._put(ws, row, 5, self._describe(event))
         _widths(ws, [19, 8, 12, 20, 90])
         ws.freeze_panes = "A2"
         ws.print_title_rows = "1:1"

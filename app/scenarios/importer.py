@@ -212,10 +212,22 @@ def parse_workbook(data: bytes, *, set_id: str, title: str) -> ScenarioSet:
     sheets = _read_sheets(data)
     if not sheets:
         raise Invalid("The workbook has no sheets.", code="wrong_layout")
-    chosen = next(
-        ((name, rows, index) for name, rows in sheets if (index := _find_header(rows)) is not None),
-        None,
-    )
+    chosen: tuple[str, list[tuple[Any, ...]], int] | None = None
+    first_error: Invalid | None = None
+    # An exported workbook has other sheets first; the first sheet with the full header wins.
+    for name, rows in sheets:
+        index = _find_header(rows)
+        if index is None:
+            continue
+        try:
+            _check_header(name, index + 1, rows[index])
+        except Invalid as exc:
+            first_error = first_error or exc
+            continue
+        chosen = (name, rows, index)
+        break
+    if chosen is None and first_error is not None:
+        raise first_error
     if chosen is None:
         name, rows = sheets[0]
         first = [*list(rows[1]), None] if len(rows) > 1 else [None]
@@ -230,7 +242,6 @@ def parse_workbook(data: bytes, *, set_id: str, title: str) -> ScenarioSet:
             column="A",
         )
     sheet, rows, header_index = chosen
-    _check_header(sheet, header_index + 1, rows[header_index])
     scenarios: list[Scenario] = []
     numbers: dict[int, int] = {}
     for offset, row in enumerate(rows[header_index + 1 :], start=header_index + 2):
