@@ -25,6 +25,9 @@ from app.exercises.pages import router as exercises_pages_router
 from app.exercises.views import router as exercises_router
 from app.export.views import MAX_ARCHIVE_BYTES
 from app.export.views import router as export_router
+from app.live.broker import make_broker
+from app.live.hub import Hub
+from app.live.views import router as live_router
 from app.responses.views import router as responses_router
 from app.scenarios import importer
 from app.scenarios.import_views import pages as scenario_import_pages
@@ -116,8 +119,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            engine.dispose()
 
     app = FastAPI(
         title="Tabletop",
@@ -128,7 +135,9 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.scenarios = importer.with_imports(library, engine=engine)
-    app.state.on_events = None
+    hub = Hub(engine=engine, broker=make_broker(settings.broker_url))
+    app.state.hub = hub
+    app.state.on_events = hub.on_events
     app.state.login_limiter = FailureLimiter(
         limit=settings.failed_login_limit, window_s=settings.failure_window_s, what="login"
     )
@@ -145,6 +154,7 @@ def create_app(
     app.include_router(scenario_import_router)
     app.include_router(exercises_router)
     app.include_router(responses_router)
+    app.include_router(live_router)
     app.include_router(debrief_router)
     app.include_router(export_router)
     app.include_router(auth_pages_router)

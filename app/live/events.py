@@ -1,12 +1,12 @@
 """Store an event with the change it describes, and ring the bell only after the commit."""
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import text
-from sqlmodel import Session
+from sqlalchemy import func, text
+from sqlmodel import Session, select
 
 from app.live.models import Event
 
@@ -14,6 +14,16 @@ EventListener = Callable[[list[Event]], None]
 _PENDING = "tabletop.pending_events"
 _LISTENER = "tabletop.event_listener"
 _LOCKED = "tabletop.locked_exercises"
+_PREVIOUS = "tabletop.previous_seq"
+
+
+class Committed(list[Event]):
+    """One commit's events, with each exercise's seq just before them, so a gap can be detected."""
+
+    def __init__(self, events: Iterable[Event], previous_seq: dict[str, int]) -> None:
+        super().__init__(events)
+        # seq is global, so an exercise's seqs are not contiguous: name the predecessor instead.
+        self.previous_seq = previous_seq
 
 
 def record(
@@ -26,11 +36,25 @@ def record(
 ) -> Event:
     """Append an event to the exercise's log in the caller's transaction; `seq` is set on return."""
     _serialize_exercise(session, exercise_id)
+    previous: dict[str, int] = session.info.setdefault(_PREVIOUS, {})
+    if exercise_id not in previous:
+        previous[exercise_id] = last_seq(session, exercise_id=exercise_id)
     event = Event(exercise_id=exercise_id, type=type, payload=payload, team_ids=team_ids)
     session.add(event)
     session.flush()
     session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+def last_seq(session: Session, *, exercise_id: str) -> int:
+    """The exercise's newest stored seq (0 before its first event)."""
+    found = session.exec(select(func.max(Event.seq)).where(Event.exercise_id == exercise_id)).one()
+    return int(found or 0)
+
+
+def serialize_exercise(session: Session, *, exercise_id: str) -> None:
+    """Hold the exercise's write lock until the transaction ends (a check-then-insert needs it)."""
+    _serialize_exercise(session, exercise_id)
 
 
 def _serialize_exercise(session: Session, exercise_id: str) -> None:
@@ -63,13 +87,15 @@ def visible_to_team(event: Event, team_id: str) -> bool:
 @sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
     session.info.pop(_LOCKED, None)
+    previous = session.info.pop(_PREVIOUS, {})
     events = session.info.pop(_PENDING, None)
     listener = session.info.get(_LISTENER)
     if events and listener is not None:
-        listener(events)
+        listener(Committed(events, previous))
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _after_rollback(session: Session) -> None:
     session.info.pop(_LOCKED, None)
+    session.info.pop(_PREVIOUS, None)
     session.info.pop(_PENDING, None)

@@ -1,0 +1,555 @@
+"""The hub: fans stored events out to sockets, one bounded queue and writer task per socket.
+
+Events reach the hub from `on_events`, which the database session calls after each commit
+(in whatever thread committed); the hub hands them to the event loop and publishes them
+through the broker. Per exercise with local sockets, a `Room` keeps the last seq it
+delivered: a batch whose predecessor it has not seen makes it read the missing events
+from the database, so a lost or reordered doorbell never loses or reorders an event.
+Each event is encoded once; every eligible socket gets the same text. A socket whose
+queue is full is closed with 4408 (its client reconnects and resumes) and delays no one.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.auth.ratelimit import EditRateLimiter
+from app.db import utcnow
+from app.errors import DomainError
+from app.live import events, protocol
+from app.live import service as live
+from app.live.broker import Batch, Broker, Envelope, MemoryBroker, batches_of
+from app.live.models import Event
+from app.live.presence import PresenceBoard
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_QUEUE_SIZE = 512
+# While a snapshot or replay is read, live events wait in a side buffer this many times the queue.
+BUFFER_FACTOR = 8
+CLOSE_TIMEOUT_S = 5.0
+SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a socket belongs to: a participant of one team, or the exercise's facilitator."""
+
+    exercise_id: str
+    name: str
+    # Whose edit budget this socket's edits spend (the same as over REST).
+    rate_key: str
+    team_id: str | None = None
+    participant_id: str | None = None
+
+    @property
+    def is_facilitator(self) -> bool:
+        return self.team_id is None
+
+
+@dataclass(frozen=True)
+class _Replay:
+    after_seq: int
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+
+
+_Outgoing = str | _Replay | _Close
+
+
+class Subscriber:
+    """One socket: its queue, its writer task, and how far its event stream has got."""
+
+    def __init__(
+        self,
+        hub: "Hub",
+        websocket: WebSocket,
+        audience: Audience,
+        edit_limiter: EditRateLimiter | None = None,
+    ) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        self.audience = audience
+        self.edit_limiter = edit_limiter
+        self.queue: asyncio.Queue[_Outgoing] = asyncio.Queue(maxsize=hub.queue_size)
+        # Highest event seq handed to the writer; (delivered_from, sent_seq] reached the client.
+        self.sent_seq = 0
+        self.delivered_from = 0
+        # Live events held while the hello snapshot or a replay is read from the database.
+        self.buffer: list[Envelope] | None = []
+        self.started = False
+        self.closed = False
+        self.writer: asyncio.Task[None] | None = None
+
+    def offer(self, envelope: Envelope) -> None:
+        """Queue a live event unless this socket already has it."""
+        if self.closed or envelope.seq <= self.sent_seq:
+            return
+        if self.buffer is not None:
+            if len(self.buffer) >= self.hub.queue_size * BUFFER_FACTOR:
+                self.kill(protocol.CLOSE_TOO_SLOW)
+                return
+            self.buffer.append(envelope)
+            return
+        self.sent_seq = envelope.seq
+        self.send(envelope.text)
+
+    def send(self, item: _Outgoing) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.kill(protocol.CLOSE_TOO_SLOW)
+
+    def release(self, *, upto: int) -> None:
+        """End buffering: everything up to `upto` is on its way; queue the rest of the buffer."""
+        buffered, self.buffer = self.buffer or [], None
+        self.sent_seq = max(self.sent_seq, upto)
+        for envelope in buffered:
+            self.offer(envelope)
+
+    def kill(self, code: int) -> None:
+        """Close now, without waiting for the queue: for a client too slow to keep up, or shutdown."""
+        if self.closed:
+            return
+        self.closed = True
+        self.hub.leave(self)
+        if self.writer is not None:
+            self.writer.cancel()
+        self.hub.spawn(self._close(code))
+
+    async def _close(self, code: int) -> None:
+        # A frozen client never drains its socket; do not wait for it forever.
+        with contextlib.suppress(*SEND_ERRORS, TimeoutError):
+            await asyncio.wait_for(self.websocket.close(code), CLOSE_TIMEOUT_S)
+
+    async def write(self) -> None:
+        """The socket's only sender: queue items in order, a replay inline with back-pressure."""
+        try:
+            while True:
+                item = await self.queue.get()
+                if isinstance(item, str):
+                    await self.websocket.send_text(item)
+                elif isinstance(item, _Replay):
+                    await self._replay(item.after_seq)
+                else:
+                    self.closed = True
+                    self.hub.leave(self)
+                    await self._close(item.code)
+                    return
+        except SEND_ERRORS:
+            # The client went away; the reader sees the disconnect and cleans up.
+            self.closed = True
+
+    async def _replay(self, after_seq: int) -> None:
+        cursor = after_seq
+        last = after_seq
+        already = range(self.delivered_from + 1, self.sent_seq + 1)
+        while True:
+            page = await self.hub.read(
+                live.events_after,
+                exercise_id=self.audience.exercise_id,
+                after_seq=cursor,
+                limit=live.REPLAY_PAGE,
+            )
+            for event in page:
+                assert event.seq is not None
+                cursor = event.seq
+                if event.seq in already or not self.may_see(event):
+                    continue
+                await self.websocket.send_text(Envelope.of(event).text)
+                last = event.seq
+            if len(page) < live.REPLAY_PAGE:
+                break
+        self.delivered_from = min(self.delivered_from, after_seq)
+        self.release(upto=max(last, cursor))
+
+    def may_see(self, event: Event) -> bool:
+        team_id = self.audience.team_id
+        return team_id is None or events.visible_to_team(event, team_id)
+
+
+class Room:
+    """The sockets of one exercise in this process and the last seq delivered to them."""
+
+    def __init__(self, exercise_id: str) -> None:
+        self.exercise_id = exercise_id
+        self.cursor: int | None = None
+        self.facilitators: set[Subscriber] = set()
+        self.teams: dict[str, set[Subscriber]] = {}
+        self.backlog: deque[Batch] = deque()
+        self.catching_up = False
+
+    def add(self, sub: Subscriber) -> None:
+        team_id = sub.audience.team_id
+        if team_id is None:
+            self.facilitators.add(sub)
+        else:
+            self.teams.setdefault(team_id, set()).add(sub)
+
+    def discard(self, sub: Subscriber) -> None:
+        team_id = sub.audience.team_id
+        if team_id is None:
+            self.facilitators.discard(sub)
+            return
+        members = self.teams.get(team_id)
+        if members is not None:
+            members.discard(sub)
+            if not members:
+                del self.teams[team_id]
+
+    def __bool__(self) -> bool:
+        return bool(self.facilitators or self.teams)
+
+    def audience_of(self, envelope: Envelope) -> Iterable[Subscriber]:
+        yield from self.facilitators
+        if envelope.team_ids is None:
+            for members in self.teams.values():
+                yield from members
+        else:
+            for team_id in envelope.team_ids:
+                yield from self.teams.get(team_id, ())
+
+    def everyone(self) -> list[Subscriber]:
+        return [*self.facilitators, *(s for members in self.teams.values() for s in members)]
+
+
+class Hub:
+    """Every live socket of this process; started and stopped with the app."""
+
+    def __init__(
+        self, *, engine: Engine, broker: Broker | None = None, queue_size: int = DEFAULT_QUEUE_SIZE
+    ) -> None:
+        self.engine = engine
+        self.broker: Broker = broker or MemoryBroker()
+        self.queue_size = queue_size
+        self.rooms: dict[str, Room] = {}
+        self.presence = PresenceBoard(announce=self._announce_presence)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.broker.start(self._ingest)
+
+    async def stop(self) -> None:
+        """Close every socket with 1012 (server restart): clients reconnect and resume."""
+        for room in list(self.rooms.values()):
+            for sub in room.everyone():
+                sub.kill(protocol.CLOSE_RESTART)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT_S)
+        self.presence.close()
+        await self.broker.stop()
+        self._loop = None
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the doorbell ----------------------------------------------------------------------
+
+    def on_events(self, committed: list[Event]) -> None:
+        """Called after a commit, in the committing thread: encode there, deliver on the loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        batches = batches_of(committed)
+        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown
+            loop.call_soon_threadsafe(self._publish, batches)
+
+    def _publish(self, batches: list[Batch]) -> None:
+        for batch in batches:
+            self.broker.publish(batch)
+
+    def _ingest(self, batch: Batch) -> None:
+        room = self.rooms.get(batch.exercise_id)
+        if room is None:
+            return
+        room.backlog.append(batch)
+        self._drain(room)
+
+    def _drain(self, room: Room) -> None:
+        while room.backlog and not room.catching_up and room.cursor is not None:
+            batch = room.backlog.popleft()
+            cursor = room.cursor
+            fresh = [e for e in batch.events if e.seq > cursor]
+            first_is_fresh = bool(fresh) and fresh[0] is batch.events[0]
+            if batch.prev_seq is None or (first_is_fresh and (batch.prev_seq or 0) > cursor):
+                room.catching_up = True
+                self.spawn(self._catch_up(room))
+                return
+            for envelope in fresh:
+                self._deliver(room, envelope)
+            if fresh:
+                room.cursor = fresh[-1].seq
+
+    async def _catch_up(self, room: Room) -> None:
+        """Deliver from the database whatever the broker did not bring, in order."""
+        try:
+            while room.cursor is not None:
+                page = await self.read(
+                    _envelopes_after, exercise_id=room.exercise_id, after_seq=room.cursor
+                )
+                for envelope in page:
+                    self._deliver(room, envelope)
+                    room.cursor = envelope.seq
+                if len(page) < live.REPLAY_PAGE:
+                    break
+        except Exception:
+            log.exception("catching up exercise %s from the database failed", room.exercise_id)
+        finally:
+            room.catching_up = False
+        self._drain(room)
+
+    def _deliver(self, room: Room, envelope: Envelope) -> None:
+        # A copy: a subscriber too slow for this event leaves the room while we go round it.
+        for sub in list(room.audience_of(envelope)):
+            sub.offer(envelope)
+
+    # -- rooms -----------------------------------------------------------------------------
+
+    async def _enter(self, sub: Subscriber) -> Room:
+        exercise_id = sub.audience.exercise_id
+        room = self.rooms.get(exercise_id)
+        if room is not None:
+            room.add(sub)
+            return room
+        room = self.rooms[exercise_id] = Room(exercise_id)
+        room.add(sub)
+        await self.broker.subscribe(exercise_id)
+        # Batches that arrive meanwhile wait in the backlog and are sorted out against this.
+        room.cursor = await self.read(_last_seq, exercise_id=exercise_id)
+        self._drain(room)
+        return room
+
+    def leave(self, sub: Subscriber) -> None:
+        exercise_id = sub.audience.exercise_id
+        room = self.rooms.get(exercise_id)
+        if room is None:
+            return
+        room.discard(sub)
+        if room:
+            return
+        del self.rooms[exercise_id]
+        self.presence.forget_exercise(exercise_id)
+        self.spawn(self._unsubscribe(exercise_id))
+
+    async def _unsubscribe(self, exercise_id: str) -> None:
+        if exercise_id not in self.rooms:
+            await self.broker.unsubscribe(exercise_id)
+
+    def latest_seq(self, exercise_id: str) -> int:
+        room = self.rooms.get(exercise_id)
+        return (room.cursor or 0) if room else 0
+
+    # -- database work, off the event loop ---------------------------------------------------
+
+    def session(self) -> Session:
+        """A session whose commits ring this hub's bell."""
+        session = Session(self.engine, expire_on_commit=False)
+        events.listen(session, self.on_events)
+        return session
+
+    async def read(self, function: Callable[..., T], **kwargs: Any) -> T:
+        """Run a service function with a fresh session in the threadpool."""
+
+        def run() -> T:
+            with self.session() as session:
+                return function(session, **kwargs)
+
+        return await run_in_threadpool(run)
+
+    # -- presence --------------------------------------------------------------------------
+
+    def _announce_presence(self, exercise_id: str, team_id: str, body: dict[str, Any]) -> None:
+        room = self.rooms.get(exercise_id)
+        if room is None:
+            return
+        text = protocol.server_message("presence", seq=room.cursor or 0, **body)
+        for sub in [*room.facilitators, *room.teams.get(team_id, ())]:
+            if sub.started:
+                sub.send(text)
+
+    # -- one socket ------------------------------------------------------------------------
+
+    async def serve(
+        self,
+        websocket: WebSocket,
+        audience: Audience,
+        *,
+        edit_limiter: EditRateLimiter | None = None,
+    ) -> None:
+        """Run an accepted socket until it disconnects: hello, then live events and requests."""
+        sub = Subscriber(self, websocket, audience, edit_limiter)
+        try:
+            await self._enter(sub)
+            if audience.team_id is not None and audience.participant_id is not None:
+                self.presence.connect(
+                    exercise_id=audience.exercise_id,
+                    team_id=audience.team_id,
+                    participant_id=audience.participant_id,
+                    name=audience.name,
+                )
+            await self._hello(sub)
+            sub.writer = asyncio.get_running_loop().create_task(sub.write())
+            await self._read_requests(sub)
+        finally:
+            sub.closed = True
+            self.leave(sub)
+            if audience.team_id is not None and audience.participant_id is not None:
+                self.presence.disconnect(
+                    team_id=audience.team_id, participant_id=audience.participant_id
+                )
+            if sub.writer is not None and not sub.writer.done():
+                sub.writer.cancel()
+
+    async def _hello(self, sub: Subscriber) -> None:
+        audience = sub.audience
+        snap = await self.read(
+            live.snapshot, exercise_id=audience.exercise_id, team_id=audience.team_id
+        )
+        for team_id, roster in snap.rosters.items():
+            self.presence.merge_roster(
+                exercise_id=audience.exercise_id, team_id=team_id, roster=roster
+            )
+        at = utcnow().isoformat()
+        body = {
+            **snap.body,
+            "server_time": at,
+            "presence": [self.presence.view(team_id) for team_id in snap.rosters],
+        }
+        fields: dict[str, Any] = {"exercise": snap.exercise}
+        if snap.team is not None:
+            fields["team"] = snap.team
+            fields["you"] = {"id": audience.participant_id, "name": audience.name}
+        sub.send(
+            protocol.server_message(
+                "hello", seq=snap.last_seq, at=at, last_seq=snap.last_seq, snapshot=body, **fields
+            )
+        )
+        sub.started = True
+        sub.delivered_from = snap.last_seq
+        sub.release(upto=snap.last_seq)
+
+    async def _read_requests(self, sub: Subscriber) -> None:
+        refusing = False
+        while True:
+            message = await sub.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if refusing or sub.closed:
+                continue
+            text = message.get("text")
+            if text is None:
+                try:
+                    text = (message.get("bytes") or b"").decode()
+                except UnicodeDecodeError:
+                    self._error(sub, code="bad_message", detail="Send JSON text in UTF-8.")
+                    continue
+            if len(text) * 4 > protocol.MAX_MESSAGE_BYTES and (
+                len(text.encode()) > protocol.MAX_MESSAGE_BYTES
+            ):
+                self._error(
+                    sub,
+                    code="too_large",
+                    detail=f"A message may have at most {protocol.MAX_MESSAGE_BYTES} bytes.",
+                )
+                sub.send(_Close(protocol.CLOSE_TOO_BIG))
+                refusing = True
+                continue
+            try:
+                request = protocol.parse(text)
+            except protocol.BadMessage as exc:
+                self._error(sub, code=exc.code, detail=exc.detail, client_ref=exc.client_ref)
+                continue
+            if isinstance(request, protocol.Edit):
+                await self._edit(sub, request)
+            elif isinstance(request, protocol.Resume):
+                if sub.buffer is None:
+                    sub.buffer = []
+                sub.send(_Replay(request.after_seq))
+            else:
+                self._focus(sub, request)
+
+    def _error(self, sub: Subscriber, **fields: Any) -> None:
+        sub.send(protocol.error(seq=self.latest_seq(sub.audience.exercise_id), **fields))
+
+    async def _edit(self, sub: Subscriber, request: protocol.Edit) -> None:
+        audience = sub.audience
+        team_id = audience.team_id or request.team_id
+        if team_id is None:
+            self._error(
+                sub,
+                code="team_required",
+                detail="A facilitator's edit must name the team_id it is for.",
+                client_ref=request.client_ref,
+            )
+            return
+        try:
+            if sub.edit_limiter is not None:
+                sub.edit_limiter.take(audience.rate_key)
+            written = await self.read(
+                live.edit,
+                exercise_id=audience.exercise_id,
+                team_id=team_id,
+                inject_id=request.inject_id,
+                field=request.field,
+                value=request.value,
+                base_version=request.base_version,
+                author=audience.name,
+                participant_id=audience.participant_id,
+            )
+        except DomainError as exc:
+            self._error(
+                sub, code=exc.code, detail=exc.detail, client_ref=request.client_ref, **exc.extra
+            )
+            return
+        sub.send(
+            protocol.server_message(
+                "ack",
+                seq=self.latest_seq(audience.exercise_id),
+                client_ref=request.client_ref,
+                version=written.version,
+            )
+        )
+
+    def _focus(self, sub: Subscriber, request: protocol.Focus) -> None:
+        audience = sub.audience
+        if audience.team_id is None or audience.participant_id is None:
+            return  # facilitators watch; they are not part of any team's presence
+        self.presence.focus(
+            team_id=audience.team_id,
+            participant_id=audience.participant_id,
+            inject_id=request.inject_id if request.field else None,
+            field=request.field,
+        )
+
+
+def _last_seq(session: Session, *, exercise_id: str) -> int:
+    return events.last_seq(session, exercise_id=exercise_id)
+
+
+def _envelopes_after(session: Session, *, exercise_id: str, after_seq: int) -> list[Envelope]:
+    # Encoded in the worker thread, once, like the events that come through the broker.
+    return [
+        Envelope.of(event)
+        for event in live.events_after(session, exercise_id=exercise_id, after_seq=after_seq)
+    ]

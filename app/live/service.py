@@ -1,0 +1,219 @@
+"""Database work of the live channel: who a socket is, the hello snapshot, replays and edits."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.auth import service as auth
+from app.auth.models import Facilitator
+from app.errors import NotFound
+from app.exercises import service as exercises
+from app.exercises.models import Exercise, Participant, Team
+from app.live import events
+from app.live.models import Event
+from app.responses import service as responses
+from app.responses.models import ResponseCell, Submission
+
+REPLAY_PAGE = 500
+
+
+@dataclass(frozen=True)
+class ParticipantSeat:
+    """A participant's socket: who, in which team of which exercise."""
+
+    participant_id: str
+    name: str
+    team_id: str
+    team_name: str
+    exercise_id: str
+
+
+@dataclass
+class Snapshot:
+    """Everything a late joiner needs at once, as of (at least) `last_seq`."""
+
+    last_seq: int
+    exercise: dict[str, Any]
+    team: dict[str, Any] | None
+    body: dict[str, Any]
+    # team id → [(participant id, name)], for the presence lists.
+    rosters: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+
+def participant_by_token(session: Session, *, token: str) -> Participant | None:
+    """The participant of a token, removed ones included (they are refused, not unknown)."""
+    if not token.startswith(auth.PARTICIPANT_TOKEN_PREFIX):
+        return None
+    return session.exec(
+        select(Participant).where(Participant.token_hash == auth.hash_token(token))
+    ).first()
+
+
+def participant_seat(session: Session, *, participant: Participant) -> ParticipantSeat:
+    team = session.get(Team, participant.team_id)
+    assert team is not None
+    return ParticipantSeat(
+        participant_id=participant.id,
+        name=participant.name,
+        team_id=team.id,
+        team_name=team.name,
+        exercise_id=team.exercise_id,
+    )
+
+
+def facilitator_by_token(session: Session, *, token: str) -> Facilitator | None:
+    return auth.facilitator_for_token(session, token=token)
+
+
+def owns_exercise(session: Session, *, facilitator: Facilitator, exercise_id: str) -> bool:
+    exercise = session.get(Exercise, exercise_id)
+    return exercise is not None and exercise.owner_id == facilitator.id
+
+
+def exercise_state(exercise: Exercise) -> dict[str, Any]:
+    """The exercise's status and clock, as a client needs them to show timers."""
+    return {
+        "id": exercise.id,
+        "title": exercise.title,
+        "locale": exercise.locale,
+        "status": exercise.status.value,
+        "started_at": _iso(exercise.started_at),
+        "ended_at": _iso(exercise.ended_at),
+        "paused_s": exercise.paused_s,
+        "paused_since": _iso(exercise.paused_since),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def snapshot(session: Session, *, exercise_id: str, team_id: str | None) -> Snapshot:
+    """The state of the exercise for one team (None: the facilitator's view of every team)."""
+    # The seq is read first: the rows read after it are at least that new, and any later
+    # event re-applies idempotently (cells carry versions, injects and submissions ids).
+    last_seq = events.last_seq(session, exercise_id=exercise_id)
+    exercise = session.get(Exercise, exercise_id)
+    assert exercise is not None
+    teams = exercises.teams_of(session, exercise_id=exercise_id)
+    team_ids = [t.id for t in teams] if team_id is None else [team_id]
+    injects = exercises.injects_of(session, exercise_id=exercise_id, team_id=team_id)
+    cells = session.exec(
+        select(ResponseCell)
+        .where(col(ResponseCell.team_id).in_(team_ids))
+        .order_by(col(ResponseCell.team_id), col(ResponseCell.inject_id), col(ResponseCell.field))
+    ).all()
+    submissions = session.exec(
+        select(Submission)
+        .where(col(Submission.team_id).in_(team_ids))
+        .order_by(col(Submission.submitted_at))
+    ).all()
+    participants = session.exec(
+        select(Participant)
+        .where(col(Participant.team_id).in_(team_ids))
+        .where(col(Participant.removed_at).is_(None))
+        .order_by(col(Participant.joined_at))
+    ).all()
+    messages = [
+        events.message(event)
+        for event in session.exec(
+            select(Event)
+            .where(Event.exercise_id == exercise_id, Event.type == "message")
+            .order_by(col(Event.seq))
+        )
+        if team_id is None or events.visible_to_team(event, team_id)
+    ]
+    rosters: dict[str, list[tuple[str, str]]] = {tid: [] for tid in team_ids}
+    for participant in participants:
+        rosters[participant.team_id].append((participant.id, participant.name))
+    body: dict[str, Any] = {
+        "exercise": exercise_state(exercise),
+        "injects": [inject.model_dump(mode="json") for inject in injects],
+        "cells": [
+            {
+                "team_id": cell.team_id,
+                "inject_id": cell.inject_id,
+                "field": cell.field,
+                "value": cell.value,
+                "version": cell.version,
+                "updated_by": cell.updated_by,
+                "updated_at": cell.updated_at.isoformat(),
+            }
+            for cell in cells
+        ],
+        "submissions": [
+            {
+                "team_id": sub.team_id,
+                "inject_id": sub.inject_id,
+                "submitted_at": sub.submitted_at.isoformat(),
+                "elapsed_s": sub.elapsed_s,
+                "submitted_by": sub.submitted_by,
+            }
+            for sub in submissions
+        ],
+        "messages": messages,
+    }
+    team: dict[str, Any] | None = None
+    if team_id is None:
+        body["teams"] = [{"id": t.id, "name": t.name, "join_code": t.join_code} for t in teams]
+    else:
+        own = next(t for t in teams if t.id == team_id)
+        team = {"id": own.id, "name": own.name}
+    return Snapshot(
+        last_seq=last_seq,
+        exercise=exercise_state(exercise),
+        team=team,
+        body=body,
+        rosters=rosters,
+    )
+
+
+def events_after(
+    session: Session, *, exercise_id: str, after_seq: int, limit: int = REPLAY_PAGE
+) -> list[Event]:
+    """The exercise's stored events after `after_seq`, oldest first, at most `limit`."""
+    return list(
+        session.exec(
+            select(Event)
+            .where(Event.exercise_id == exercise_id, col(Event.seq) > after_seq)
+            .order_by(col(Event.seq))
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Written:
+    version: int
+
+
+def edit(
+    session: Session,
+    *,
+    exercise_id: str,
+    team_id: str,
+    inject_id: str,
+    field: str,
+    value: str,
+    base_version: int,
+    author: str,
+    participant_id: str | None,
+) -> Written:
+    """Store one cell through the responses service (which records the `response` event)."""
+    exercise = session.get(Exercise, exercise_id)
+    team = session.get(Team, team_id)
+    if exercise is None or team is None or team.exercise_id != exercise_id:
+        raise NotFound("No such team in this exercise.", code="team_not_found")
+    cell = responses.write_cell(
+        session,
+        exercise=exercise,
+        team=team,
+        inject_id=inject_id,
+        field=field,
+        value=value,
+        base_version=base_version,
+        author=author,
+        participant_id=participant_id,
+    )
+    return Written(version=cell.version)

@@ -1,0 +1,154 @@
+"""Edits over the live channel: ack to the writer, `response` to teammates and facilitators."""
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from tests.factories import join, make_exercise, push
+from tests.test_live_ws import facilitator_ws, hello, next_message, participant_ws
+
+
+def _room(client: TestClient):  # type: ignore[no-untyped-def]
+    exercise = make_exercise(client)
+    red = exercise.team(0)
+    writer = join(client, red["join_code"], "Hanako")
+    mate = join(client, red["join_code"], "Taro")
+    inject = push(client, exercise)
+    return exercise, red, writer, mate, inject
+
+
+def _edit(inject: dict[str, Any], **body: Any) -> dict[str, Any]:
+    return {"type": "edit", "inject_id": inject["id"], "field": "press", **body}
+
+
+def test_edit_acks_the_writer_and_reaches_teammate_and_facilitator(client: TestClient) -> None:
+    exercise, red, writer, mate, inject = _room(client)
+    with (
+        participant_ws(client, writer) as own,
+        participant_ws(client, mate) as other,
+        facilitator_ws(client, exercise) as console,
+    ):
+        for ws in (own, other, console):
+            hello(ws)
+        own.send_json(_edit(inject, value="広報部長", base_version=0, client_ref="k1"))
+        replies = {m["type"]: m for m in (next_message(own), next_message(own))}
+        assert replies["ack"]["client_ref"] == "k1"
+        assert replies["ack"]["version"] == 1
+        for ws in (other, console):
+            response = next_message(ws)
+            assert response["type"] == "response"
+            assert response == replies["response"]
+        assert response["team_id"] == red["id"]
+        assert (response["field"], response["value"], response["version"]) == (
+            "press",
+            "広報部長",
+            1,
+        )
+        assert response["updated_by"] == "Hanako"
+    cells = client.get(f"/api/teams/{red['id']}/responses", headers=mate["headers"]).json()
+    assert [(c["field"], c["value"], c["version"]) for c in cells] == [("press", "広報部長", 1)]
+
+
+def test_stale_edit_gets_conflict_with_the_current_value(client: TestClient) -> None:
+    _exercise, _red, writer, mate, inject = _room(client)
+    with participant_ws(client, writer) as own, participant_ws(client, mate) as other:
+        hello(own)
+        hello(other)
+        own.send_json(_edit(inject, value="CEO", base_version=0, client_ref=1))
+        while next_message(own)["type"] != "ack":
+            pass
+        other.send_json(_edit(inject, value="CIO", base_version=0, client_ref=2))
+        seen = [next_message(other) for _ in range(2)]
+        error = next(m for m in seen if m["type"] == "error")
+        assert error["code"] == "conflict"
+        assert error["client_ref"] == 2
+        assert error["current"] == {"value": "CEO", "version": 1, "updated_by": "Hanako"}
+        assert error["detail"]
+        assert isinstance(error["seq"], int) and error["at"]
+        # The socket stays usable: a write against the current version is accepted.
+        other.send_json(_edit(inject, value="CEO と CIO", base_version=1, client_ref=3))
+        while (message := next_message(other))["type"] != "ack":
+            pass
+        assert message == {**message, "client_ref": 3, "version": 2}
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "bad_message"),
+        ('["edit"]', "bad_message"),
+        ('{"type": "shout"}', "bad_message"),
+        ('{"type": "edit", "inject_id": "x", "field": "press", "client_ref": "r"}', "invalid"),
+        ('{"type": "resume", "after_seq": -1}', "invalid"),
+    ],
+)
+def test_bad_messages_get_an_error_and_keep_the_socket(
+    client: TestClient, raw: str, code: str
+) -> None:
+    _exercise, _red, writer, _mate, inject = _room(client)
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        ws.send_text(raw)
+        error = next_message(ws)
+        assert error["type"] == "error"
+        assert error["code"] == code
+        assert error["detail"]
+        ws.send_json(_edit(inject, value="ok", base_version=0, client_ref="after"))
+        assert {next_message(ws)["type"], next_message(ws)["type"]} == {"ack", "response"}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"field": "nonsense"}, "unknown_field"),
+        ({"value": "x" * 5001}, "value_too_long"),
+        ({"inject_id": "not-delivered"}, "inject_not_found"),
+    ],
+)
+def test_refused_edits_say_why(client: TestClient, body: dict[str, Any], code: str) -> None:
+    _exercise, _red, writer, _mate, inject = _room(client)
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        ws.send_json({**_edit(inject, value="v", base_version=0, client_ref="z"), **body})
+        error = next_message(ws)
+        assert (error["type"], error["code"], error["client_ref"]) == ("error", code, "z")
+
+
+def test_edit_while_paused_is_refused(client: TestClient) -> None:
+    exercise, _red, writer, _mate, inject = _room(client)
+    client.post(f"/api/exercises/{exercise.id}/pause", headers=exercise.headers)
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        ws.send_json(_edit(inject, value="v", base_version=0))
+        error = next_message(ws, skip=("presence", "status"))
+        assert (error["type"], error["code"]) == ("error", "not_running")
+
+
+def test_facilitator_edits_name_the_team(client: TestClient) -> None:
+    exercise, red, writer, _mate, inject = _room(client)
+    with facilitator_ws(client, exercise) as console, participant_ws(client, writer) as ws:
+        hello(console)
+        hello(ws)
+        console.send_json(_edit(inject, value="v", base_version=0, client_ref="a"))
+        assert next_message(console)["code"] == "team_required"
+        console.send_json(_edit(inject, value="法務", base_version=0, team_id=red["id"]))
+        response = next_message(ws)
+        assert (response["type"], response["value"], response["updated_by"]) == (
+            "response",
+            "法務",
+            "alice",
+        )
+
+
+def test_an_oversized_message_gets_an_error_then_close_1009(client: TestClient) -> None:
+    _exercise, _red, writer, _mate, inject = _room(client)
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        ws.send_json(_edit(inject, value="あ" * 30_000, base_version=0))
+        error = next_message(ws)
+        assert (error["type"], error["code"]) == ("error", "too_large")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            next_message(ws)
+        assert closed.value.code == 1009
