@@ -34,11 +34,11 @@ def real_ids(app: FastAPI) -> dict[str, Any]:
 
 
 def fuzz(operation: Any, ids: dict[str, Any]) -> None:
-    """Up to 20 generated requests against one operation, each checked against the schema."""
+    """Up to 12 generated requests against one operation, each checked against the schema."""
 
     @given(case=operation.as_strategy())
     @settings(
-        max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     def check(case: Any) -> None:
         for name in case.path_parameters or {}:
