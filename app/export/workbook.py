@@ -242,6 +242,15 @@ class WorkbookBuilder:
         self.field_labels = {field.key: field.label(self.locale) for field in FIELDS}
         self.wb = Workbook()
         self._wrap_style: Any = None
+        # Each answer appears on its team sheet, the comparison and maybe the stakeholder map;
+        # cleaning it once saves scanning 5000 characters again.
+        self._cleaned: dict[str, str] = {}
+
+    def _clean(self, value: str) -> str:
+        cleaned = self._cleaned.get(value)
+        if cleaned is None:
+            cleaned = self._cleaned[value] = clean_text(value)[:MAX_CELL_TEXT]
+        return cleaned
 
     def _wrap(self, cell: Cell) -> None:
         # Assigning an Alignment hashes it against the workbook's style table each time, which
@@ -254,8 +263,10 @@ class WorkbookBuilder:
 
     def _put(self, ws: Worksheet, row: int, column: int, value: str, *, wrap: bool = True) -> Cell:
         """Write participant text as text: never a formula, never a broken file."""
-        cell: Cell = ws.cell(row=row, column=column, value=clean_text(value)[:MAX_CELL_TEXT])
-        # openpyxl reads a leading "=" as a formula; what people typed stays what they typed.
+        cell: Cell = ws.cell(row=row, column=column)
+        # Stored as a string directly: openpyxl would read a leading "=" as a formula, and its
+        # own check for illegal characters would scan every long answer a second time.
+        cell._value = self._clean(value)
         cell.data_type = "s"
         if wrap:
             self._wrap(cell)
