@@ -75,14 +75,15 @@
         const snapshot = message.snapshot || {};
         const serverTime = Date.parse(message.server_time || snapshot.server_time || message.at);
         if (!isNaN(serverTime)) this.offsetMs = serverTime - Date.now();
-        const resumeFrom = this.helloSeen ? this.lastSeq : null;
+        const reconnected = this.helloSeen;
         this.helloSeen = true;
         this.attempt = 0;
-        this.lastSeq = Math.max(this.lastSeq, resumeFrom === null ? message.last_seq || 0 : 0);
+        // The first snapshot is complete as of last_seq; after a gap, resume from what was seen.
+        if (!reconnected) this.lastSeq = message.last_seq || 0;
         this.setState("online");
-        this.onHello(message, resumeFrom !== null);
-        // After a gap, ask for exactly what was missed; replayed events apply idempotently.
-        if (resumeFrom !== null) this.send({ type: "resume", after_seq: resumeFrom });
+        // Replayed events apply idempotently (versions, ids and seqs), whatever the snapshot held.
+        if (reconnected) this.send({ type: "resume", after_seq: this.lastSeq });
+        this.onHello(message);
         return;
       }
       if (CONTROL_TYPES.has(message.type)) {
