@@ -153,7 +153,12 @@ def make_broker(url: str | None) -> Broker:
     """The broker for TABLETOP_BROKER_URL: unset means in-process."""
     if url is None or url.startswith("memory:"):
         return MemoryBroker()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        # Imported here: a single-process server never loads the Redis client.
+        from app.live.redis_broker import RedisBroker
+
+        return RedisBroker(url)
     raise ValueError(
         f"TABLETOP_BROKER_URL={url!r} names a broker this version does not support; "
-        "leave it unset for a single process."
+        "leave it unset for a single process, or use redis://host:port/db for several."
     )
