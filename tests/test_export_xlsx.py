@@ -188,6 +188,10 @@ def test_evaluation_plan_and_timeline_sheets(client: TestClient) -> None:
     assert types[0] == "status" and types[-1] == "status"
     assert {"inject", "response", "submission", "message"} <= set(types)
     assert any(row[4] == "5 minutes left" for row in events)
+    # Long answers are shortened in the timeline (the team sheet has them whole).
+    long_rows = [row[4] for row in events if row[2] == "response" and LONG[:200] in row[4]]
+    assert long_rows and all(text.endswith(LONG[:200] + "…") for text in long_rows)
+    assert any(row[2] == "response" and row[4].endswith(": 広報部長") for row in events)
     seqs = [row[1] for row in events]
     assert seqs == sorted(seqs)
 
