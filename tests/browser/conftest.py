@@ -60,7 +60,8 @@ class Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded two-core CI machine start-up (migrations, scenarios) can be slow.
+        deadline = time.monotonic() + 90
         while True:
             if self.process.poll() is not None:
                 pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log_text()}")
@@ -108,7 +109,8 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope: a sync Playwright left running would block other modules' own Playwright use.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     """Debian's Chromium; a missing browser skips locally and fails in CI."""
     if not CHROMIUM.exists():
