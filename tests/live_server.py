@@ -47,7 +47,7 @@ class ServerProcess:
         )
         self._wait_ready()
 
-    def _wait_ready(self, timeout_s: float = 30.0) -> None:
+    def _wait_ready(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
