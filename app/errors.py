@@ -84,17 +84,18 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _DESCRIPTIONS = {
+    400: "The request could not be read (a malformed body, or a NUL character in the URL).",
     401: "Not authenticated, or the token has expired.",
     403: "Authenticated, but not allowed.",
     404: "No such resource, or not visible to the caller.",
     409: "The exercise's state forbids it, or the value changed since the caller saw it.",
     413: "The request body is too large.",
     422: "The request does not fit; the sentence names the field.",
-    429: "Too many failed attempts from this client.",
+    429: "Too many failed attempts, or too many edits per second, from this client.",
 }
 # Documented on every API router, so /openapi.json lists the answers clients really get.
-API_ERRORS = _documented(401, 403, 404, 409, 413, 422)
-PUBLIC_ERRORS = _documented(401, 404, 409, 413, 422, 429)
+API_ERRORS = _documented(400, 401, 403, 404, 409, 413, 422, 429)
+PUBLIC_ERRORS = _documented(400, 401, 404, 409, 413, 422, 429)
 
 
 _HTTP_CODES = {
