@@ -132,7 +132,7 @@ def main() -> int:
                 exercise = session.get(Exercise, exercise_id)
                 assert exercise is not None
                 c0, t0 = time.process_time(), time.perf_counter()
-                results = debrief.load_results(session, exercise=exercise, short_values=True)
+                results = debrief.load_results(session, exercise=exercise)
                 t1 = time.perf_counter()
                 data = build_workbook(results)
                 t2, c2 = time.perf_counter(), time.process_time()

@@ -3,8 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func
-from sqlalchemy import select as select_columns
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from app.auth.models import Facilitator
@@ -29,9 +28,6 @@ from app.live.models import Event
 from app.responses.fields import FIELDS
 from app.responses.models import ResponseCell, ResponseRevision, Submission
 from app.scenarios.loader import ScenarioLibrary
-
-# Enough of an answer to recognise it in a timeline; the full text is on the team's sheet.
-SHORT_VALUE = 200
 
 
 @dataclass
@@ -62,12 +58,7 @@ class Results:
 
 
 def load_results(
-    session: Session,
-    *,
-    exercise: Exercise,
-    events: bool = True,
-    revisions: bool = False,
-    short_values: bool = False,
+    session: Session, *, exercise: Exercise, events: bool = True, revisions: bool = False
 ) -> Results:
     """Read the exercise's teams, injects, answers, timings, evaluation (and log) in a few queries."""
     owner = session.get(Facilitator, exercise.owner_id)
@@ -123,13 +114,9 @@ def load_results(
         plan=_plan_of(session, exercise_id=exercise.id),
     )
     if events:
-        results.events = (
-            _events_with_short_values(session, exercise_id=exercise.id)
-            if short_values
-            else list(
-                session.exec(
-                    select(Event).where(Event.exercise_id == exercise.id).order_by(col(Event.seq))
-                )
+        results.events = list(
+            session.exec(
+                select(Event).where(Event.exercise_id == exercise.id).order_by(col(Event.seq))
             )
         )
     if revisions:
@@ -141,53 +128,6 @@ def load_results(
             )
         )
     return results
-
-
-def _events_with_short_values(session: Session, *, exercise_id: str) -> list[Event]:
-    """The log with each answer in `response` events cut to its first characters, in SQL.
-
-    A report shows only the start of each answer; decoding every full answer of every stored
-    edit was most of the time spent reading a large exercise.
-    """
-    others = list(
-        session.exec(
-            select(Event).where(Event.exercise_id == exercise_id, Event.type != "response")
-        )
-    )
-    payload = col(Event.payload)
-    # sqlmodel's select is typed for a few columns only; this reads nine.
-    rows = session.execute(
-        select_columns(
-            col(Event.seq),
-            col(Event.at),
-            col(Event.team_ids),
-            payload["team_id"].as_string(),
-            payload["inject_id"].as_string(),
-            payload["field"].as_string(),
-            payload["version"].as_integer(),
-            payload["updated_by"].as_string(),
-            func.substr(payload["value"].as_string(), 1, SHORT_VALUE + 1),
-        ).where(col(Event.exercise_id) == exercise_id, col(Event.type) == "response")
-    ).all()
-    responses = [
-        Event(
-            seq=seq,
-            exercise_id=exercise_id,
-            type="response",
-            team_ids=team_ids,
-            at=at,
-            payload={
-                "team_id": team_id,
-                "inject_id": inject_id,
-                "field": field_key,
-                "value": value or "",
-                "version": version,
-                "updated_by": updated_by,
-            },
-        )
-        for seq, at, team_ids, team_id, inject_id, field_key, version, updated_by, value in rows
-    ]
-    return sorted([*others, *responses], key=lambda event: event.seq or 0)
 
 
 def _plan_of(session: Session, *, exercise_id: str) -> list[ImprovementAction]:

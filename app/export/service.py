@@ -50,7 +50,7 @@ _JOIN_CODE_ATTEMPTS = 10
 
 def workbook(session: Session, *, exercise: Exercise) -> bytes:
     """The debrief workbook of the exercise."""
-    return build_workbook(debrief.load_results(session, exercise=exercise, short_values=True))
+    return build_workbook(debrief.load_results(session, exercise=exercise))
 
 
 def download_name(exercise: Exercise, *, extension: str) -> str:

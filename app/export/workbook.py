@@ -16,7 +16,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
-from app.debrief.service import SHORT_VALUE, Results
+from app.debrief.service import Results
 from app.live.models import Event
 from app.responses.fields import ANNOUNCEMENT_FIELDS, FIELDS, ROLE_FIELDS
 from app.responses.models import Submission
@@ -26,7 +26,7 @@ MAX_SHEET_NAME = 31
 _SHEET_NAME_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 # Excel's own limit per cell; the timeline shortens long answers well below it.
 MAX_CELL_TEXT = 32_767
-TIMELINE_VALUE_CHARS = SHORT_VALUE
+TIMELINE_VALUE_CHARS = 200
 # Level 1 deflate is several times faster than the default 6 and the file is only ~1.5x larger,
 # which matters for a 50-team workbook of long answers.
 COMPRESS_LEVEL = 1
