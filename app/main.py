@@ -27,6 +27,7 @@ from app.export.views import MAX_ARCHIVE_BYTES
 from app.export.views import router as export_router
 from app.live.broker import make_broker
 from app.live.hub import Hub
+from app.live.scheduler import FollowupScheduler
 from app.live.views import router as live_router
 from app.responses.views import router as responses_router
 from app.scenarios import importer
@@ -120,9 +121,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        followups.start()
         try:
             yield
         finally:
+            await followups.stop()
             await hub.stop()
             engine.dispose()
 
@@ -136,7 +139,9 @@ def create_app(
     app.state.engine = engine
     app.state.scenarios = importer.with_imports(library, engine=engine)
     hub = Hub(engine=engine, broker=make_broker(settings.broker_url))
+    followups = FollowupScheduler(library=app.state.scenarios, session_factory=hub.session)
     app.state.hub = hub
+    app.state.followups = followups
     app.state.on_events = hub.on_events
     app.state.login_limiter = FailureLimiter(
         limit=settings.failed_login_limit, window_s=settings.failure_window_s, what="login"

@@ -2,8 +2,10 @@
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from tests.factories import join, make_exercise, push
 from tests.test_live_ws import facilitator_ws, hello, participant_ws
@@ -68,3 +70,33 @@ def test_a_second_socket_of_the_same_participant_keeps_them_online(client: TestC
             first.send_json({"type": "focus", "inject_id": "i", "field": "press"})
             shown = _presence_until(console, lambda m: "field" in _member(m, "Hanako"))
             assert _member(shown, "Hanako")["online"] is True
+
+
+def test_a_removed_participant_is_told_closed_4403_and_leaves_the_list(
+    client: TestClient,
+) -> None:
+    exercise = make_exercise(client)
+    red = exercise.team(0)
+    hanako = join(client, red["join_code"], "Hanako")
+    taro = join(client, red["join_code"], "Taro")
+    with participant_ws(client, taro) as mate:
+        hello(mate)
+        with participant_ws(client, hanako) as ws:
+            hello(ws)
+            _presence_until(mate, lambda m: _member(m, "Hanako")["online"])
+            removed = client.delete(
+                f"/api/exercises/{exercise.id}/participants/{hanako['participant_id']}",
+                headers=exercise.headers,
+            )
+            assert removed.status_code == 204
+            while (message := ws.receive_json())["type"] != "participant_removed":
+                pass
+            assert message["participant_id"] == hanako["participant_id"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                while True:
+                    ws.receive_json()
+            assert closed.value.code == 4403
+        gone = _presence_until(
+            mate, lambda m: all(p["name"] != "Hanako" for p in m["participants"])
+        )
+        assert [p["name"] for p in gone["participants"]] == ["Taro"]

@@ -241,3 +241,14 @@ def test_resume_skips_what_already_arrived_live(client: TestClient) -> None:
         second = broadcast(client, exercise, "two")
         message = next_message(ws)
         assert (message["seq"], message["text"]) == (second["seq"], "two")
+
+
+def test_resume_from_a_seq_never_sent_skips_nothing_live(client: TestClient) -> None:
+    exercise = make_exercise(client)
+    member = join(client, exercise.team(0)["join_code"], "Hanako")
+    with participant_ws(client, member) as ws:
+        hello(ws)
+        ws.send_json({"type": "resume", "after_seq": 10**12})
+        live = broadcast(client, exercise, "still here")
+        message = next_message(ws)
+        assert (message["seq"], message["text"]) == (live["seq"], "still here")

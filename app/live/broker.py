@@ -7,7 +7,8 @@ exercises that have sockets in this process. A backend implements `Broker`:
 - `start(on_batch)`: begin delivering; `on_batch` is called on the event loop, in the
   order batches arrive, for every subscribed exercise (including this process's own).
 - `publish(batch)`: hand a batch on; never blocks (a network backend queues it and
-  sends it from its own task, in order).
+  sends it from its own task, in order). A network backend may also hand the batch to
+  `on_batch` at once, so local sockets skip the round trip; its echo is then a duplicate.
 - `subscribe(exercise_id)` / `unsubscribe(exercise_id)`: idempotent, called by the hub
   when the first socket of an exercise arrives and the last one leaves.
 - `stop()`: release connections and tasks.
@@ -47,12 +48,16 @@ class Envelope:
     # None: every team; a tuple: only those teams (facilitators see everything).
     team_ids: tuple[str, ...] | None
     text: str
+    # The event's type, for the few the hub acts on itself (a participant's removal).
+    type: str = ""
 
     @classmethod
     def of(cls, event: Event) -> "Envelope":
         assert event.seq is not None
         team_ids = None if event.team_ids is None else tuple(event.team_ids)
-        return cls(seq=event.seq, team_ids=team_ids, text=encode(events.message(event)))
+        return cls(
+            seq=event.seq, team_ids=team_ids, text=encode(events.message(event)), type=event.type
+        )
 
     def visible_to_team(self, team_id: str) -> bool:
         return self.team_ids is None or team_id in self.team_ids
@@ -76,7 +81,7 @@ class Batch:
             {
                 "exercise_id": self.exercise_id,
                 "prev_seq": self.prev_seq,
-                "events": [[e.seq, e.team_ids, e.text] for e in self.events],
+                "events": [[e.seq, e.team_ids, e.text, e.type] for e in self.events],
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -89,8 +94,13 @@ class Batch:
             exercise_id=raw["exercise_id"],
             prev_seq=raw["prev_seq"],
             events=tuple(
-                Envelope(seq=seq, team_ids=None if teams is None else tuple(teams), text=text)
-                for seq, teams, text in raw["events"]
+                Envelope(
+                    seq=seq,
+                    team_ids=None if teams is None else tuple(teams),
+                    text=text,
+                    type=type,
+                )
+                for seq, teams, text, type in raw["events"]
             ),
         )
 

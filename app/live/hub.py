@@ -11,6 +11,7 @@ queue is full is closed with 4408 (its client reconnects and resumes) and delays
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -157,7 +158,8 @@ class Subscriber:
 
     async def _replay(self, after_seq: int) -> None:
         cursor = after_seq
-        last = after_seq
+        # Only seqs read from the database count: a client claiming a future seq skips nothing live.
+        seen = self.sent_seq
         already = range(self.delivered_from + 1, self.sent_seq + 1)
         while True:
             page = await self.hub.read(
@@ -169,14 +171,14 @@ class Subscriber:
             for event in page:
                 assert event.seq is not None
                 cursor = event.seq
+                seen = max(seen, cursor)
                 if event.seq in already or not self.may_see(event):
                     continue
                 await self.websocket.send_text(Envelope.of(event).text)
-                last = event.seq
             if len(page) < live.REPLAY_PAGE:
                 break
         self.delivered_from = min(self.delivered_from, after_seq)
-        self.release(upto=max(last, cursor))
+        self.release(upto=seen)
 
     def may_see(self, event: Event) -> bool:
         team_id = self.audience.team_id
@@ -323,6 +325,16 @@ class Hub:
         # A copy: a subscriber too slow for this event leaves the room while we go round it.
         for sub in list(room.audience_of(envelope)):
             sub.offer(envelope)
+        if envelope.type == "participant_removed":
+            self._remove_participant(room, json.loads(envelope.text))
+
+    def _remove_participant(self, room: Room, event: dict[str, Any]) -> None:
+        """Close a removed participant's sockets (after the event itself) and drop them from presence."""
+        team_id, participant_id = event["team_id"], event["participant_id"]
+        for sub in list(room.teams.get(team_id, ())):
+            if sub.audience.participant_id == participant_id:
+                sub.send(_Close(protocol.CLOSE_FORBIDDEN))
+        self.presence.remove(team_id=team_id, participant_id=participant_id)
 
     # -- rooms -----------------------------------------------------------------------------
 
@@ -408,8 +420,9 @@ class Hub:
                     participant_id=audience.participant_id,
                     name=audience.name,
                 )
-            await self._hello(sub)
+            # The writer runs before the hello is queued, so a backlog drains instead of piling up.
             sub.writer = asyncio.get_running_loop().create_task(sub.write())
+            await self._hello(sub)
             await self._read_requests(sub)
         finally:
             sub.closed = True

@@ -91,6 +91,12 @@ class PresenceBoard:
         member.inject_id, member.field = inject_id, field
         self._touch(team_id)
 
+    def remove(self, *, team_id: str, participant_id: str) -> None:
+        """A participant was removed from the team: they leave its list."""
+        team = self._teams.get(team_id)
+        if team is not None and team.members.pop(participant_id, None) is not None:
+            self._touch(team_id)
+
     def view(self, team_id: str) -> dict[str, Any]:
         """The `presence` body of one team."""
         team = self._teams.get(team_id)

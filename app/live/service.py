@@ -7,7 +7,7 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth
 from app.auth.models import Facilitator
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, Participant, Team
 from app.live import events
@@ -205,6 +205,10 @@ def edit(
     team = session.get(Team, team_id)
     if exercise is None or team is None or team.exercise_id != exercise_id:
         raise NotFound("No such team in this exercise.", code="team_not_found")
+    # A socket outlives the token check at connect; a removed participant writes nothing more.
+    writer = session.get(Participant, participant_id) if participant_id else None
+    if writer is not None and writer.removed_at is not None:
+        raise Forbidden("You were removed from this team.", code="participant_removed")
     cell = responses.write_cell(
         session,
         exercise=exercise,
