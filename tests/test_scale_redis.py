@@ -21,6 +21,8 @@ from app.live.redis_broker import RedisBroker
 from tests.conftest import REDIS_URL, require_service, throwaway_postgres_database
 from tests.live_server import ADMIN_PASSWORD, ServerProcess, free_port, running_server
 
+# Two server processes start in the first test's setup; a busy CI machine needs the margin.
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.timeout(300)]
 WAIT_S = 20.0
 SERVER_ARGS = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 
