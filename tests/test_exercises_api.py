@@ -172,6 +172,7 @@ def test_deliver_followup_custom_and_targeted_injects(client: TestClient) -> Non
         f"/api/teams/{exercise.team(0)['id']}/injects", headers=red_member["headers"]
     ).json()
     assert [i["id"] for i in red_injects] == [inject["id"]]
+    assert red_injects[0]["team_ids"] == [exercise.team(0)["id"]]
 
 
 def test_inject_errors(client: TestClient) -> None:

@@ -336,10 +336,13 @@ def injects_of(
     for inject, target in rows:
         injects[inject.id] = inject
         targets.setdefault(inject.id, []).append(target)
+    if team_id is None:
+        return [inject_read(inject, targets[inject.id]) for inject in injects.values()]
+    # A team's view names only that team: other teams' ids are none of its business.
     return [
-        inject_read(inject, targets[inject.id])
+        inject_read(inject, [team_id])
         for inject in injects.values()
-        if team_id is None or team_id in targets[inject.id]
+        if team_id in targets[inject.id]
     ]
 
 
