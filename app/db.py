@@ -51,11 +51,22 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
-        # Taking the write lock up front makes busy_timeout apply instead of failing mid-transaction.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(connection: Any) -> None:
+        # Writers take the write lock up front, so busy_timeout applies instead of failing
+        # mid-transaction; readers (see `reading`) begin deferred and never wait for writers.
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+_SQLITE_BEGIN = "tabletop_sqlite_begin"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def reading(engine: Engine) -> Engine:
+    """The same engine for work that only reads: on SQLite it never queues behind writers."""
+    return engine.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
 
 
 def create_all(engine: Engine) -> None:
@@ -69,7 +80,9 @@ def get_session(request: Request) -> Iterator[Session]:
     """One session per request, closed afterwards; services own the commit."""
     from app.live import events  # here, not at the top: the event model itself imports this module
 
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+    engine: Engine = request.app.state.engine
+    bind = reading(engine) if request.method in SAFE_METHODS else engine
+    with Session(bind, expire_on_commit=False) as session:
         events.listen(session, request.app.state.on_events)
         yield session
 

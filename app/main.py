@@ -16,7 +16,7 @@ from app.auth.pages import router as auth_pages_router
 from app.auth.ratelimit import EditRateLimiter, FailureLimiter
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
-from app.db import make_engine
+from app.db import make_engine, reading
 from app.debrief.pages import router as debrief_pages_router
 from app.debrief.views import router as debrief_router
 from app.errors import install_error_handlers
@@ -159,9 +159,9 @@ def create_app(
     app.include_router(scenario_import_router)
     app.include_router(exercises_router)
     app.include_router(responses_router)
-    app.include_router(live_router)
     app.include_router(debrief_router)
     app.include_router(export_router)
+    app.include_router(live_router)
     app.include_router(auth_pages_router)
     app.include_router(exercises_pages_router)
     app.include_router(debrief_pages_router)
@@ -173,7 +173,7 @@ def create_app(
     @app.get("/healthz", tags=["operations"])
     def healthz(request: Request) -> dict[str, str]:
         """200 once the database answers and the scenarios are loaded."""
-        with request.app.state.engine.connect() as connection:
+        with reading(request.app.state.engine).connect() as connection:
             connection.execute(text("SELECT 1"))
         return {"status": "ok"}
 

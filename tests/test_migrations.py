@@ -47,3 +47,27 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_sqlite_reads_do_not_queue_behind_a_writer(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.db import create_all
+    from app.main import create_app
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    engine = make_engine(url)
+    create_all(engine)
+    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    app = create_app(settings)
+    with TestClient(app) as client, engine.connect() as writer:
+        # Another process (or thread) holds the write lock for as long as it likes...
+        writer.exec_driver_sql(
+            "INSERT INTO facilitator (username, password_hash, created_at) VALUES ('w', 'x', '2026-01-01 00:00:00')"
+        )
+        # ...and a read still answers at once instead of waiting out busy_timeout with a 500.
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/api/exercises").status_code == 401
+        writer.rollback()
+    engine.dispose()

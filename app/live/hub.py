@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth.ratelimit import EditRateLimiter
-from app.db import utcnow
+from app.db import reading, utcnow
 from app.errors import DomainError
 from app.live import events, protocol
 from app.live import service as live
@@ -374,20 +374,25 @@ class Hub:
 
     # -- database work, off the event loop ---------------------------------------------------
 
-    def session(self) -> Session:
+    def session(self, *, read_only: bool = False) -> Session:
         """A session whose commits ring this hub's bell."""
-        session = Session(self.engine, expire_on_commit=False)
+        session = Session(
+            reading(self.engine) if read_only else self.engine, expire_on_commit=False
+        )
         events.listen(session, self.on_events)
         return session
 
     async def read(self, function: Callable[..., T], **kwargs: Any) -> T:
-        """Run a service function with a fresh session in the threadpool."""
+        """Run a read-only service function with a fresh session in the threadpool."""
+        return await run_in_threadpool(self._run, function, True, kwargs)
 
-        def run() -> T:
-            with self.session() as session:
-                return function(session, **kwargs)
+    async def write(self, function: Callable[..., T], **kwargs: Any) -> T:
+        """Run a service function that writes, with a fresh session in the threadpool."""
+        return await run_in_threadpool(self._run, function, False, kwargs)
 
-        return await run_in_threadpool(run)
+    def _run(self, function: Callable[..., T], read_only: bool, kwargs: dict[str, Any]) -> T:
+        with self.session(read_only=read_only) as session:
+            return function(session, **kwargs)
 
     # -- presence --------------------------------------------------------------------------
 
@@ -519,7 +524,7 @@ class Hub:
         try:
             if sub.edit_limiter is not None:
                 sub.edit_limiter.take(audience.rate_key)
-            written = await self.read(
+            written = await self.write(
                 live.edit,
                 exercise_id=audience.exercise_id,
                 team_id=team_id,

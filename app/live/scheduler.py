@@ -106,7 +106,7 @@ class FollowupScheduler:
         self,
         *,
         library: ScenarioLibrary,
-        session_factory: Callable[[], Session],
+        session_factory: Callable[..., Session],
         interval_s: float = CHECK_INTERVAL_S,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -118,7 +118,8 @@ class FollowupScheduler:
 
     def run_once(self) -> int:
         """Deliver every due follow-up now; returns how many were delivered."""
-        with self.session_factory() as session:
+        # The once-a-second check only reads; only a delivery takes the write lock.
+        with self.session_factory(read_only=True) as session:
             due = due_followups(session, library=self.library, now=self.clock())
         sent = 0
         for exercise_id, scenario_id, followup_id, team_ids in due:

@@ -17,11 +17,11 @@ from typing import Any
 
 from openpyxl import load_workbook
 from pydantic import ValidationError
-from sqlalchemy import Engine, create_engine, func, select
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from app.auth.models import Facilitator
+from app.db import reading
 from app.errors import Invalid, PayloadTooLarge
 from app.responses.fields import ANNOUNCEMENT_FIELDS, ROLE_FIELDS
 from app.scenarios.loader import ScenarioLibrary
@@ -357,11 +357,9 @@ class LibraryWithImports(ScenarioLibrary):
     def __init__(self, files: ScenarioLibrary, *, engine: Engine) -> None:
         super().__init__(files.sets())
         self._files = files
-        self._engine = engine
-        if engine.dialect.name == "sqlite":
-            # A plain, deferred-transaction reader: the app's engine begins IMMEDIATE, which would
-            # wait for the very request (holding the write lock) that asked for a scenario.
-            self._engine = create_engine(engine.url, poolclass=NullPool)
+        # A deferred reader: it must not wait for the very request (holding the write lock)
+        # that asked for a scenario.
+        self._engine = reading(engine)
         self._stamp: tuple[Any, ...] | None = None
         self._combined: ScenarioLibrary = files
 
