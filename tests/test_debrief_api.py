@@ -1,5 +1,6 @@
 """The debrief view and the facilitator's evaluation over the API."""
 
+import copy
 from typing import Any
 
 import pytest
@@ -130,6 +131,8 @@ def test_evaluation_is_stored_and_editable_after_the_end(client: TestClient) -> 
 def test_bad_evaluations_are_refused_with_a_sentence(
     client: TestClient, change: dict[str, Any], code: str, fragment: str
 ) -> None:
+    # The parameters are shared by the SQLite and PostgreSQL runs: work on a copy.
+    change = copy.deepcopy(change)
     played = play(client)
     names = {
         "RED": played.team_id(0),
