@@ -1,5 +1,7 @@
 """Database engine, metadata naming convention and the request session dependency."""
 
+import json
+import re
 import secrets
 import shutil
 import sqlite3
@@ -32,12 +34,16 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for SQLite (WAL, immediate transactions) or PostgreSQL."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, json_serializer=_json_text
+        )
 
     database = parsed.database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, json_serializer=_json_text
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -58,6 +64,12 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _json_text(value: Any) -> str:
+    # JSON columns keep Japanese as UTF-8, not as \\uXXXX escapes: event payloads carrying
+    # answers are half the size and decode faster. (Lone surrogates are refused at the door.)
+    return json.dumps(value, ensure_ascii=False)
 
 
 _SQLITE_BEGIN = "tabletop_sqlite_begin"
@@ -95,6 +107,28 @@ def reject_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text may not contain the NUL character (U+0000)")
     return value
+
+
+# A JSON escape of a UTF-16 surrogate: paired ones make one character, a lone one makes a string
+# that no database can store (it has no UTF-8 form).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+UNPAIRED_SURROGATE = (
+    "The text contains an unpaired surrogate escape (\\uD800–\\uDFFF), which is not a "
+    "character; send the text as UTF-8 or escape both halves of the pair."
+)
+
+
+def has_unpaired_surrogate(body: bytes) -> bool:
+    """Whether a JSON document decodes to a string with a lone surrogate (cheap when it cannot)."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return False
+    try:
+        json.dumps(json.loads(body), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except ValueError:
+        return False  # not JSON at all: the parser downstream says so
+    return False
 
 
 def utcnow() -> datetime:

@@ -16,7 +16,7 @@ from app.auth.pages import router as auth_pages_router
 from app.auth.ratelimit import EditRateLimiter, FailureLimiter
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
-from app.db import make_engine, reading
+from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate, make_engine, reading
 from app.debrief.pages import router as debrief_pages_router
 from app.debrief.views import router as debrief_router
 from app.errors import install_error_handlers
@@ -92,6 +92,12 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         refusal = self._refusal(scope)
+        if refusal is None and _is_json(scope):
+            # Read the (size-checked) JSON body first: a lone surrogate escape would otherwise
+            # reach the database as a string it cannot encode.
+            body, receive = await _buffered(receive)
+            if has_unpaired_surrogate(body):
+                refusal = 422, UNPAIRED_SURROGATE, "invalid_character"
         if refusal is not None:
             status, detail, code = refusal
             response = JSONResponse({"detail": detail, "code": code}, status_code=status)
@@ -108,6 +114,35 @@ class RequestLimits:
         if b"%00" in target or "\x00" in scope["path"]:
             return 400, "The URL contains a NUL character; remove it.", "invalid_character"
         return None
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether FastAPI will read the body as JSON (it does so without a content type, too)."""
+    if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        return False
+    content_type = dict(scope["headers"]).get(b"content-type", b"")
+    return not content_type or content_type.split(b";")[0].strip().lower().endswith(b"json")
+
+
+async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a `receive` that hands the same body to the app again."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"", _replay([message], receive)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    return body, _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
 
 
 def create_app(

@@ -237,3 +237,31 @@ def test_nul_characters_are_refused_everywhere_with_422(client: TestClient) -> N
     in_url = client.get(f"/api/teams/{red['id']}%00/responses", headers=member["headers"])
     assert in_url.status_code == 400
     assert in_url.json()["code"] == "invalid_character"
+
+
+def test_lone_surrogate_escapes_are_refused_and_pairs_are_kept(client: TestClient) -> None:
+    _exercise, red, member, inject = _setup(client)
+    url = f"/api/teams/{red['id']}/responses/{inject['id']}/overview"
+    headers = {**member["headers"], "content-type": "application/json"}
+    kept = client.put(
+        url, content=b'{"value": "ok \\ud83d\\ude00", "base_version": 0}', headers=headers
+    )
+    assert kept.status_code == 200
+    assert kept.json() == {"version": 1, "value": "ok \U0001f600"}
+    for body in (
+        b'{"value": "a\\ud800b", "base_version": 1}',
+        b'{"value": "\\uDFFF", "base_version": 1}',
+    ):
+        refused = client.put(url, content=body, headers=headers)
+        assert refused.status_code == 422
+        assert refused.json()["code"] == "invalid_character"
+        assert "surrogate" in refused.json()["detail"]
+    joined = client.post(
+        "/api/join",
+        # No content type: FastAPI still reads the body as JSON.
+        content=b'{"code": "' + red["join_code"].encode() + b'", "name": "x\\udc00"}',
+    )
+    assert joined.status_code == 422
+    # The stored answer is untouched.
+    cells = client.get(f"/api/teams/{red['id']}/responses", headers=member["headers"]).json()
+    assert [cell["value"] for cell in cells] == ["ok \U0001f600"]

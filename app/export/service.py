@@ -87,15 +87,13 @@ def archive(session: Session, *, exercise: Exercise) -> Archive:
             for inject in results.injects
         ],
         cells=[
-            ArchiveCell(**cell.model_dump())
+            ArchiveCell(**cell._asdict())
             for by_field in results.cells.values()
             for cell in by_field.values()
         ],
         revisions=[ArchiveRevision(**rev.model_dump(exclude={"id"})) for rev in results.revisions],
         submissions=[ArchiveSubmission(**sub.model_dump()) for sub in results.submissions.values()],
-        events=[
-            ArchiveEvent(**event.model_dump(exclude={"exercise_id"})) for event in results.events
-        ],
+        events=[ArchiveEvent(**event._asdict()) for event in results.events],
         evaluation=ArchiveEvaluation(
             strengths=list(evaluation.strengths) if evaluation else [],
             areas_for_improvement=list(evaluation.areas_for_improvement) if evaluation else [],

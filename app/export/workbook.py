@@ -3,21 +3,19 @@
 import io
 import re
 from collections.abc import Iterable, Sequence
-from copy import copy
 from datetime import UTC, datetime
 from typing import Any
 from zipfile import ZIP_DEFLATED, ZipFile
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
-from openpyxl.writer.excel import ExcelWriter
 
-from app.debrief.service import Results
-from app.live.models import Event
+from app.debrief.service import EventRow, Results
+from app.export.sheetxml import FastExcelWriter, Grid, style_id
 from app.responses.fields import ANNOUNCEMENT_FIELDS, FIELDS, ROLE_FIELDS
 from app.responses.models import Submission
 
@@ -195,6 +193,18 @@ WRAP = Alignment(wrap_text=True, vertical="top")
 CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 THIN = Side(style="thin", color="999999")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+# The few cell styles of the workbook, registered once per workbook (see Styles).
+STYLES: dict[str, dict[str, Any]] = {
+    "wrap": {"alignment": WRAP},
+    "bold": {"font": BOLD},
+    "title": {"font": TITLE_FONT},
+    "label": {"font": BOLD, "alignment": WRAP},
+    "header": {"font": BOLD, "fill": HEADER_FILL, "alignment": CENTER, "border": BOX},
+    "group": {"font": BOLD, "fill": GROUP_FILL, "alignment": CENTER},
+    "gap": {"fill": GAP_FILL},
+    "time": {"number_format": DATETIME_FORMAT},
+    "day": {"number_format": "yyyy-mm-dd"},
+}
 
 
 def clean_text(value: str) -> str:
@@ -202,11 +212,9 @@ def clean_text(value: str) -> str:
     return ILLEGAL_CHARACTERS_RE.sub("", value)
 
 
-def put_time(ws: Worksheet, row: int, column: int, value: datetime | None) -> None:
-    if value is None:
-        return
-    cell = ws.cell(row=row, column=column, value=value.astimezone(UTC).replace(tzinfo=None))
-    cell.number_format = DATETIME_FORMAT
+def as_cell_time(value: datetime) -> datetime:
+    """Excel has no time zones: times are written as naive UTC (the headers say UTC)."""
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def minutes(submission: Submission | None) -> float | None:
@@ -230,6 +238,34 @@ def unique_sheet_names(wanted: Sequence[str], *, reserved: Iterable[str] = ()) -
     return names
 
 
+class Sheet:
+    """One sheet being filled: its openpyxl frame (widths, merges, panes) and its grid of cells."""
+
+    def __init__(self, ws: Worksheet, grid: Grid, styles: dict[str, int], clean: Any) -> None:
+        self.ws, self.grid, self.styles, self._clean = ws, grid, styles, clean
+
+    def text(self, row: int, column: int, value: str, style: str = "wrap") -> None:
+        """Participant or scenario text, always as text: never a formula, never a broken file."""
+        self.grid.put(row, column, self._clean(value), self.styles[style] if style else 0)
+
+    def value(self, row: int, column: int, value: int | float | None, style: str = "") -> None:
+        """A number (None leaves the cell empty, but styled)."""
+        if value is not None or style:
+            self.grid.put(row, column, value, self.styles[style] if style else 0)
+
+    def time(self, row: int, column: int, value: datetime | None) -> None:
+        if value is not None:
+            self.grid.put(row, column, as_cell_time(value), self.styles["time"])
+
+    def label(self, row: int, column: int, value: str, style: str = "bold") -> None:
+        """One of the workbook's own labels."""
+        self.grid.put(row, column, value, self.styles[style])
+
+    def header(self, row: int, labels: Sequence[str], *, start: int = 1) -> None:
+        for offset, label in enumerate(labels):
+            self.grid.put(row, start + offset, self._clean(label), self.styles["header"])
+
+
 class WorkbookBuilder:
     """Writes one exercise's results into a new workbook, in the exercise's language."""
 
@@ -241,7 +277,8 @@ class WorkbookBuilder:
         self.inject_by_id = {inject.id: inject for inject in results.injects}
         self.field_labels = {field.key: field.label(self.locale) for field in FIELDS}
         self.wb = Workbook()
-        self._wrap_style: Any = None
+        self.styles = {name: style_id(self.wb, **style) for name, style in STYLES.items()}
+        self.grids: dict[str, Grid] = {}
         # Each answer appears on its team sheet, the comparison and maybe the stakeholder map;
         # cleaning it once saves scanning 5000 characters again.
         self._cleaned: dict[str, str] = {}
@@ -252,25 +289,9 @@ class WorkbookBuilder:
             cleaned = self._cleaned[value] = clean_text(value)[:MAX_CELL_TEXT]
         return cleaned
 
-    def _wrap(self, cell: Cell) -> None:
-        # Assigning an Alignment hashes it against the workbook's style table each time, which
-        # dominates a large export; copying the style array of the first wrapped cell does not.
-        if self._wrap_style is None:
-            cell.alignment = WRAP
-            self._wrap_style = copy(cell._style)
-        else:
-            cell._style = copy(self._wrap_style)
-
-    def _put(self, ws: Worksheet, row: int, column: int, value: str, *, wrap: bool = True) -> Cell:
-        """Write participant text as text: never a formula, never a broken file."""
-        cell: Cell = ws.cell(row=row, column=column)
-        # Stored as a string directly: openpyxl would read a leading "=" as a formula, and its
-        # own check for illegal characters would scan every long answer a second time.
-        cell._value = self._clean(value)
-        cell.data_type = "s"
-        if wrap:
-            self._wrap(cell)
-        return cell
+    def _sheet(self, ws: Worksheet) -> Sheet:
+        grid = self.grids.setdefault(ws.title, Grid())
+        return Sheet(ws, grid, self.styles, self._clean)
 
     def build(self) -> bytes:
         """The workbook's bytes."""
@@ -281,14 +302,14 @@ class WorkbookBuilder:
         summary = self.wb.active
         assert summary is not None
         summary.title = t["summary"]
-        self._summary(summary)
+        self._summary(self._sheet(summary))
         for team, name in zip(self.results.teams, team_sheets, strict=True):
-            self._team_sheet(self.wb.create_sheet(name), team.id)
-        self._comparison(self.wb.create_sheet(t["comparison"]))
-        self._stakeholders(self.wb.create_sheet(t["stakeholders"]))
-        self._evaluation(self.wb.create_sheet(t["evaluation"]))
-        self._plan(self.wb.create_sheet(t["plan"]))
-        self._timeline(self.wb.create_sheet(t["timeline"]))
+            self._team_sheet(self._sheet(self.wb.create_sheet(name)), team.id)
+        self._comparison(self._sheet(self.wb.create_sheet(t["comparison"])))
+        self._stakeholders(self._sheet(self.wb.create_sheet(t["stakeholders"])))
+        self._evaluation(self._sheet(self.wb.create_sheet(t["evaluation"])))
+        self._plan(self._sheet(self.wb.create_sheet(t["plan"])))
+        self._timeline(self._sheet(self.wb.create_sheet(t["timeline"])))
         for ws in self.wb.worksheets:
             _print_ready(ws)
         self._properties()
@@ -296,7 +317,7 @@ class WorkbookBuilder:
         with ZipFile(
             buffer, "w", ZIP_DEFLATED, allowZip64=True, compresslevel=COMPRESS_LEVEL
         ) as archive:
-            ExcelWriter(self.wb, archive).save()
+            FastExcelWriter(self.wb, archive, self.grids).save()
         return buffer.getvalue()
 
     def _properties(self) -> None:
@@ -311,11 +332,6 @@ class WorkbookBuilder:
         props.created = datetime.now(UTC).replace(tzinfo=None)
         props.modified = props.created
 
-    def _header(self, ws: Worksheet, row: int, labels: Sequence[str], *, start: int = 1) -> None:
-        for offset, label in enumerate(labels):
-            cell = ws.cell(row=row, column=start + offset, value=label)
-            cell.font, cell.fill, cell.alignment, cell.border = BOLD, HEADER_FILL, CENTER, BOX
-
     def _choice(self, key: str, value: str) -> str:
         if key == "disclose" and value in ("yes", "no", "undecided"):
             return self.text["no_disclose" if value == "no" else value]
@@ -323,8 +339,8 @@ class WorkbookBuilder:
 
     # --- team sheets: the handout the participants know -------------------------------------
 
-    def _team_sheet(self, ws: Worksheet, team_id: str) -> None:
-        t, results = self.text, self.results
+    def _team_sheet(self, sheet: Sheet, team_id: str) -> None:
+        t, results, ws = self.text, self.results, sheet.ws
         groups = (
             (1, 4, t["group_incident"]),
             (5, 4 + len(ANNOUNCEMENT_FIELDS), t["group_announcement"]),
@@ -332,8 +348,7 @@ class WorkbookBuilder:
             (HANDOUT_COLUMNS + 1, HANDOUT_COLUMNS + len(EXTRA_COLUMNS), t["group_decision"]),
         )
         for first, last, label in groups:
-            cell = ws.cell(row=1, column=first, value=label)
-            cell.font, cell.fill, cell.alignment = BOLD, GROUP_FILL, CENTER
+            sheet.label(1, first, label, "group")
             ws.merge_cells(start_row=1, start_column=first, end_row=1, end_column=last)
         extra_labels = [
             self.field_labels["disclose"],
@@ -345,33 +360,33 @@ class WorkbookBuilder:
         ]
         headers = [t["no"], t["incident"], t["source"], t["receiving"]]
         headers += [f.label(self.locale) for f in (*ANNOUNCEMENT_FIELDS, *ROLE_FIELDS)]
-        self._header(ws, 2, headers + extra_labels)
+        sheet.header(2, headers + extra_labels)
         matrix = [f.key for f in (*ANNOUNCEMENT_FIELDS, *ROLE_FIELDS)]
         for row, inject in enumerate(results.injects_of(team_id), start=3):
             cells = results.cells.get((team_id, inject.id), {})
-            self._wrap(ws.cell(row=row, column=1, value=inject.position))
-            self._put(ws, row, 2, inject.title)
-            self._put(ws, row, 3, inject.source)
-            self._put(ws, row, 4, inject.receiving)
+            sheet.value(row, 1, inject.position, "wrap")
+            sheet.text(row, 2, inject.title)
+            sheet.text(row, 3, inject.source)
+            sheet.text(row, 4, inject.receiving)
             for column, key in enumerate(matrix, start=5):
                 cell = cells.get(key)
                 if cell is not None and cell.value:
-                    self._put(ws, row, column, cell.value)
+                    sheet.text(row, column, cell.value)
             column = HANDOUT_COLUMNS + 1
             disclose = cells.get("disclose")
             if disclose is not None and disclose.value:
-                self._put(ws, row, column, self._choice("disclose", disclose.value))
+                sheet.text(row, column, self._choice("disclose", disclose.value))
             estimated = cells.get("estimated_time")
             if estimated is not None and estimated.value:
-                self._put(ws, row, column + 1, estimated.value)
+                sheet.text(row, column + 1, estimated.value)
             submission = results.submissions.get((team_id, inject.id))
             if submission is not None:
-                ws.cell(row=row, column=column + 2, value=minutes(submission))
-                put_time(ws, row, column + 3, submission.submitted_at)
-                self._put(ws, row, column + 4, submission.submitted_by)
+                sheet.value(row, column + 2, minutes(submission))
+                sheet.time(row, column + 3, submission.submitted_at)
+                sheet.text(row, column + 4, submission.submitted_by)
             notes = cells.get("notes")
             if notes is not None and notes.value:
-                self._put(ws, row, column + 5, notes.value)
+                sheet.text(row, column + 5, notes.value)
         widths = [5, 40, 14, 14] + [30] * (HANDOUT_COLUMNS - 4) + [12, 16, 12, 19, 14, 30]
         _widths(ws, widths)
         ws.freeze_panes = "C3"
@@ -379,9 +394,9 @@ class WorkbookBuilder:
 
     # --- summary ---------------------------------------------------------------------------
 
-    def _summary(self, ws: Worksheet) -> None:
-        t, results, exercise = self.text, self.results, self.results.exercise
-        ws.cell(row=1, column=1, value=t["summary_title"]).font = TITLE_FONT
+    def _summary(self, sheet: Sheet) -> None:
+        t, results, exercise, ws = self.text, self.results, self.results.exercise, sheet.ws
+        sheet.label(1, 1, t["summary_title"], "title")
         when = exercise.started_at or exercise.created_at
         facts: list[tuple[str, Any]] = [
             (t["exercise"], exercise.title),
@@ -393,54 +408,50 @@ class WorkbookBuilder:
         ]
         row = 3
         for label, value in facts:
-            ws.cell(row=row, column=1, value=label).font = BOLD
+            sheet.label(row, 1, label)
             if isinstance(value, datetime) or value is None:
-                put_time(ws, row, 2, value)
+                sheet.time(row, 2, value)
             else:
-                self._put(ws, row, 2, str(value))
+                sheet.text(row, 2, str(value))
             row += 1
 
         row += 1
-        ws.cell(row=row, column=1, value=t["teams_members"]).font = BOLD
+        sheet.label(row, 1, t["teams_members"])
         row += 1
-        self._header(ws, row, [t["team"], t["members"], t["member_count"]])
+        sheet.header(row, [t["team"], t["members"], t["member_count"]])
         for team in results.teams:
             row += 1
             members = [p.name for p in results.participants.get(team.id, [])]
-            self._put(ws, row, 1, team.name)
-            self._put(ws, row, 2, ", ".join(members))
-            ws.cell(row=row, column=3, value=len(members))
+            sheet.text(row, 1, team.name)
+            sheet.text(row, 2, ", ".join(members))
+            sheet.value(row, 3, len(members))
 
         row += 2
-        ws.cell(row=row, column=1, value=t["injects"]).font = BOLD
+        sheet.label(row, 1, t["injects"])
         row += 1
-        self._header(
-            ws,
-            row,
-            [t["no"], t["incident"], t["delivered_at"], t["team_count"], t["submitted_count"]],
+        sheet.header(
+            row, [t["no"], t["incident"], t["delivered_at"], t["team_count"], t["submitted_count"]]
         )
         for inject in results.injects:
             row += 1
             targets = results.targets.get(inject.id, [])
-            ws.cell(row=row, column=1, value=inject.position)
-            self._put(ws, row, 2, inject.title)
-            put_time(ws, row, 3, inject.delivered_at)
-            ws.cell(row=row, column=4, value=len(targets))
+            sheet.value(row, 1, inject.position)
+            sheet.text(row, 2, inject.title)
+            sheet.time(row, 3, inject.delivered_at)
+            sheet.value(row, 4, len(targets))
             submitted = sum((team_id, inject.id) in results.submissions for team_id in targets)
-            ws.cell(row=row, column=5, value=submitted)
+            sheet.value(row, 5, submitted)
 
         row += 2
-        ws.cell(row=row, column=1, value=t["timing_title"]).font = BOLD
+        sheet.label(row, 1, t["timing_title"])
         row += 1
         header_row = row
-        self._header(ws, row, [t["team"], *(f"No.{i.position}" for i in results.injects)])
+        sheet.header(row, [t["team"], *(f"No.{i.position}" for i in results.injects)])
         for team in results.teams:
             row += 1
-            self._put(ws, row, 1, team.name, wrap=False)
+            sheet.text(row, 1, team.name, style="")
             for column, inject in enumerate(results.injects, start=2):
-                value = minutes(results.submissions.get((team.id, inject.id)))
-                if value is not None:
-                    ws.cell(row=row, column=column, value=value)
+                sheet.value(row, column, minutes(results.submissions.get((team.id, inject.id))))
         if results.teams and results.injects:
             chart = BarChart()
             chart.type = "bar"
@@ -461,54 +472,53 @@ class WorkbookBuilder:
 
     # --- comparison and stakeholder map ----------------------------------------------------
 
-    def _comparison(self, ws: Worksheet) -> None:
-        t, results = self.text, self.results
-        self._header(ws, 1, [t["no"], t["incident"], t["field"], *self._team_labels()])
+    def _comparison(self, sheet: Sheet) -> None:
+        t, results, ws = self.text, self.results, sheet.ws
+        sheet.header(1, [t["no"], t["incident"], t["field"], *self._team_labels()])
         row = 1
         for inject in results.injects:
             targets = set(results.targets.get(inject.id, []))
             for field in FIELDS:
                 row += 1
-                self._wrap(ws.cell(row=row, column=1, value=inject.position))
-                self._put(ws, row, 2, inject.title)
-                ws.cell(row=row, column=3, value=field.label(self.locale)).font = BOLD
+                sheet.value(row, 1, inject.position, "wrap")
+                sheet.text(row, 2, inject.title)
+                sheet.label(row, 3, field.label(self.locale))
                 for column, team in enumerate(results.teams, start=4):
                     if team.id not in targets:
-                        ws.cell(row=row, column=column, value=t["not_delivered"])
+                        sheet.label(row, column, t["not_delivered"], "wrap")
                         continue
                     value = results.answer(team.id, inject.id, field.key)
                     if value:
-                        self._put(ws, row, column, self._choice(field.key, value))
+                        sheet.text(row, column, self._choice(field.key, value))
         _widths(ws, [5, 30, 22] + [32] * len(results.teams))
         ws.freeze_panes = "D2"
         ws.print_title_rows = "1:1"
 
     def _team_labels(self) -> list[str]:
-        return [clean_text(team.name) for team in self.results.teams]
+        return [team.name for team in self.results.teams]
 
-    def _stakeholders(self, ws: Worksheet) -> None:
-        t, results = self.text, self.results
-        self._header(ws, 1, [t["role"], t["no"], t["incident"], *self._team_labels()])
+    def _stakeholders(self, sheet: Sheet) -> None:
+        t, results, ws = self.text, self.results, sheet.ws
+        sheet.header(1, [t["role"], t["no"], t["incident"], *self._team_labels()])
         row = 1
         for field in ROLE_FIELDS:
             first = row + 1
             for inject in results.injects:
                 row += 1
                 targets = set(results.targets.get(inject.id, []))
-                self._wrap(ws.cell(row=row, column=2, value=inject.position))
-                self._put(ws, row, 2 + 1, inject.title)
+                sheet.value(row, 2, inject.position, "wrap")
+                sheet.text(row, 3, inject.title)
                 for column, team in enumerate(results.teams, start=4):
                     if team.id not in targets:
                         continue
                     value = results.answer(team.id, inject.id, field.key)
                     if value:
-                        self._put(ws, row, column, value)
+                        sheet.text(row, column, value)
                     else:
                         # An unanswered "who is in charge" is the gap the debrief looks for.
-                        ws.cell(row=row, column=column).fill = GAP_FILL
+                        sheet.value(row, column, None, "gap")
             if row >= first:
-                label = ws.cell(row=first, column=1, value=field.label(self.locale))
-                label.font, label.alignment = BOLD, WRAP
+                sheet.label(first, 1, field.label(self.locale), "label")
                 if row > first:
                     ws.merge_cells(start_row=first, start_column=1, end_row=row, end_column=1)
         _widths(ws, [22, 5, 30] + [28] * len(results.teams))
@@ -517,81 +527,80 @@ class WorkbookBuilder:
 
     # --- evaluation, improvement plan, timeline ----------------------------------------------
 
-    def _evaluation(self, ws: Worksheet) -> None:
-        t, results = self.text, self.results
-        ws.cell(row=1, column=1, value=t["evaluation_title"]).font = TITLE_FONT
-        self._header(
-            ws, 3, [t["team"], t["no"], t["incident"], t["rating"], t["comment"], t["actual_time"]]
+    def _evaluation(self, sheet: Sheet) -> None:
+        t, results, ws = self.text, self.results, sheet.ws
+        sheet.label(1, 1, t["evaluation_title"], "title")
+        sheet.header(
+            3, [t["team"], t["no"], t["incident"], t["rating"], t["comment"], t["actual_time"]]
         )
         row = 3
         for team in results.teams:
             for inject in results.injects_of(team.id):
                 row += 1
                 rating = results.ratings.get((team.id, inject.id))
-                self._put(ws, row, 1, team.name)
-                ws.cell(row=row, column=2, value=inject.position)
-                self._put(ws, row, 3, inject.title)
+                sheet.text(row, 1, team.name)
+                sheet.value(row, 2, inject.position)
+                sheet.text(row, 3, inject.title)
                 if rating is not None and rating.rating:
-                    ws.cell(row=row, column=4, value=t.get(rating.rating, rating.rating))
+                    sheet.text(row, 4, t.get(rating.rating, rating.rating), style="")
                 if rating is not None and rating.comment:
-                    self._put(ws, row, 5, rating.comment)
-                value = minutes(results.submissions.get((team.id, inject.id)))
-                if value is not None:
-                    ws.cell(row=row, column=6, value=value)
+                    sheet.text(row, 5, rating.comment)
+                sheet.value(row, 6, minutes(results.submissions.get((team.id, inject.id))))
         evaluation = results.evaluation
         for key, items in (
             ("strengths", evaluation.strengths if evaluation else []),
             ("areas", evaluation.areas_for_improvement if evaluation else []),
         ):
             row += 2
-            ws.cell(row=row, column=1, value=t[key]).font = BOLD
+            sheet.label(row, 1, t[key])
             for number, item in enumerate(items, start=1):
                 row += 1
-                ws.cell(row=row, column=2, value=number)
-                self._put(ws, row, 3, item)
+                sheet.value(row, 2, number)
+                sheet.text(row, 3, item)
                 ws.merge_cells(start_row=row, start_column=3, end_row=row, end_column=6)
         _widths(ws, [20, 5, 40, 12, 60, 14])
         ws.freeze_panes = "A4"
         ws.print_title_rows = "3:3"
 
-    def _plan(self, ws: Worksheet) -> None:
-        t = self.text
-        ws.cell(row=1, column=1, value=t["plan_title"]).font = TITLE_FONT
+    def _plan(self, sheet: Sheet) -> None:
+        t, ws = self.text, sheet.ws
+        sheet.label(1, 1, t["plan_title"], "title")
         labels = [t["no"], t["issue"], t["action"], t["owner"], t["due_date"], t["plan_status"]]
-        self._header(ws, 3, labels)
+        sheet.header(3, labels)
         for row, item in enumerate(self.results.plan, start=4):
-            ws.cell(row=row, column=1, value=item.position + 1)
-            self._put(ws, row, 2, item.issue)
-            self._put(ws, row, 3, item.action)
-            self._put(ws, row, 4, item.owner)
+            sheet.value(row, 1, item.position + 1)
+            sheet.text(row, 2, item.issue)
+            sheet.text(row, 3, item.action)
+            sheet.text(row, 4, item.owner)
             if item.due_date is not None:
-                ws.cell(row=row, column=5, value=item.due_date).number_format = "yyyy-mm-dd"
-            ws.cell(row=row, column=6, value=t.get(item.status, item.status))
+                due = datetime(item.due_date.year, item.due_date.month, item.due_date.day)
+                sheet.grid.put(row, 5, due, self.styles["day"])
+            sheet.text(row, 6, t.get(item.status, item.status), style="")
         _widths(ws, [5, 45, 45, 20, 12, 12])
         ws.freeze_panes = "A4"
         ws.print_title_rows = "3:3"
 
-    def _timeline(self, ws: Worksheet) -> None:
-        t = self.text
-        self._header(ws, 1, [t["time"], t["seq"], t["type"], t["team"], t["detail"]])
+    def _timeline(self, sheet: Sheet) -> None:
+        t, ws = self.text, sheet.ws
+        sheet.header(1, [t["time"], t["seq"], t["type"], t["team"], t["detail"]])
         for row, event in enumerate(self.results.events, start=2):
-            put_time(ws, row, 1, event.at)
-            ws.cell(row=row, column=2, value=event.seq)
-            ws.cell(row=row, column=3, value=event.type)
-            self._put(ws, row, 4, self._audience(event))
-            self._put(ws, row, 5, self._describe(event))
+            sheet.time(row, 1, event.at)
+            sheet.value(row, 2, event.seq)
+            sheet.text(row, 3, event.type, style="")
+            sheet.text(row, 4, self._audience(event))
+            sheet.text(row, 5, self._describe(event))
         _widths(ws, [19, 8, 12, 20, 90])
         ws.freeze_panes = "A2"
         ws.print_title_rows = "1:1"
 
-    def _audience(self, event: Event) -> str:
+    def _audience(self, event: EventRow) -> str:
         if event.team_ids is None:
             return self.text["all_teams"]
         if not event.team_ids:
             return self.text["facilitators"]
         return ", ".join(self.team_names.get(team_id, team_id) for team_id in event.team_ids)
 
-    def _describe(self, event: Event) -> str:
+    def _describe(self, event: EventRow) -> str:
         """One readable line per event; long answers are shortened, the team sheets have them whole."""
         payload = event.payload
         inject = self.inject_by_id.get(str(payload.get("inject_id", "")))

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.db import utcnow
+from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate, utcnow
 from app.errors import describe_validation_error
 from app.live.broker import encode
 
@@ -82,6 +82,12 @@ def parse(text: str) -> Edit | Resume | Focus:
             + "."
         )
     client_ref = raw.get("client_ref")
+    if has_unpaired_surrogate(text.encode("utf-8")):
+        raise BadMessage(
+            UNPAIRED_SURROGATE,
+            code="invalid",
+            client_ref=client_ref if isinstance(client_ref, str | int) else None,
+        )
     try:
         return _client_message.validate_python(raw)
     except ValidationError as exc:
