@@ -1,12 +1,14 @@
 """Store an event with the change it describes, and ring the bell only after the commit."""
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, text
-from sqlmodel import Session, select
+from sqlalchemy import func, insert, text
+from sqlmodel import Session, col, select
 
 from app.live.models import Event
 
@@ -44,6 +46,45 @@ def record(
     session.flush()
     session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append with record_many."""
+
+    exercise_id: str
+    type: str
+    payload: dict[str, Any]
+    team_ids: list[str] | None = None
+
+
+def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> list[Event]:
+    """Append many events in one statement, in order, in the caller's transaction.
+
+    The caller holds the write lock of every exercise named (serialize_exercise): the bell
+    then carries each exercise's seq from before the batch, as with record.
+    """
+    previous: dict[str, int] = session.info.setdefault(_PREVIOUS, {})
+    for exercise_id in dict.fromkeys(item.exercise_id for item in new):
+        _serialize_exercise(session, exercise_id)
+        if exercise_id not in previous:
+            previous[exercise_id] = last_seq(session, exercise_id=exercise_id)
+    rows: list[dict[str, Any]] = [
+        {
+            "exercise_id": item.exercise_id,
+            "type": item.type,
+            "payload": item.payload,
+            "team_ids": item.team_ids,
+            "at": at,
+        }
+        for item in new
+    ]
+    seqs = session.scalars(
+        insert(Event).returning(col(Event.seq), sort_by_parameter_order=True), rows
+    ).all()
+    stored = [Event(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
+    session.info.setdefault(_PENDING, []).extend(stored)
+    return stored
 
 
 def last_seq(session: Session, *, exercise_id: str) -> int:

@@ -28,9 +28,12 @@ from app.db import reading, utcnow
 from app.errors import DomainError
 from app.live import events, protocol
 from app.live import service as live
+from app.live.batcher import EditBatcher
 from app.live.broker import Batch, Broker, Envelope, MemoryBroker, batches_of
 from app.live.models import Event
 from app.live.presence import PresenceBoard
+from app.responses import service as responses
+from app.responses.service import CellEdit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -241,6 +244,7 @@ class Hub:
         self.queue_size = queue_size
         self.rooms: dict[str, Room] = {}
         self.presence = PresenceBoard(announce=self._announce_presence)
+        self.edits = EditBatcher(self._write_edits)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -248,6 +252,7 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.edits.start()
         await self.broker.start(self._ingest)
 
     async def stop(self) -> None:
@@ -258,6 +263,7 @@ class Hub:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT_S)
         self.presence.close()
+        await self.edits.stop()
         await self.broker.stop()
         self._loop = None
 
@@ -389,6 +395,9 @@ class Hub:
     async def write(self, function: Callable[..., T], **kwargs: Any) -> T:
         """Run a service function that writes, with a fresh session in the threadpool."""
         return await run_in_threadpool(self._run, function, False, kwargs)
+
+    async def _write_edits(self, edits: list[CellEdit]) -> list[int | DomainError]:
+        return await self.write(responses.write_cells, edits=edits)
 
     def _run(self, function: Callable[..., T], read_only: bool, kwargs: dict[str, Any]) -> T:
         with self.session(read_only=read_only) as session:
@@ -524,16 +533,17 @@ class Hub:
         try:
             if sub.edit_limiter is not None:
                 sub.edit_limiter.take(audience.rate_key)
-            written = await self.write(
-                live.edit,
-                exercise_id=audience.exercise_id,
-                team_id=team_id,
-                inject_id=request.inject_id,
-                field=request.field,
-                value=request.value,
-                base_version=request.base_version,
-                author=audience.name,
-                participant_id=audience.participant_id,
+            version = await self.edits.submit(
+                CellEdit(
+                    exercise_id=audience.exercise_id,
+                    team_id=team_id,
+                    inject_id=request.inject_id,
+                    field=request.field,
+                    value=request.value,
+                    base_version=request.base_version,
+                    author=audience.name,
+                    participant_id=audience.participant_id,
+                )
             )
         except DomainError as exc:
             self._error(
@@ -545,7 +555,7 @@ class Hub:
                 "ack",
                 seq=self.latest_seq(audience.exercise_id),
                 client_ref=request.client_ref,
-                version=written.version,
+                version=version,
             )
         )
 

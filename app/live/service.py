@@ -7,12 +7,10 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth
 from app.auth.models import Facilitator
-from app.errors import Forbidden, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, Participant, Team
 from app.live import events
 from app.live.models import Event
-from app.responses import service as responses
 from app.responses.models import ResponseCell, Submission
 
 REPLAY_PAGE = 500
@@ -181,43 +179,3 @@ def events_after(
             .limit(limit)
         )
     )
-
-
-@dataclass(frozen=True)
-class Written:
-    version: int
-
-
-def edit(
-    session: Session,
-    *,
-    exercise_id: str,
-    team_id: str,
-    inject_id: str,
-    field: str,
-    value: str,
-    base_version: int,
-    author: str,
-    participant_id: str | None,
-) -> Written:
-    """Store one cell through the responses service (which records the `response` event)."""
-    exercise = session.get(Exercise, exercise_id)
-    team = session.get(Team, team_id)
-    if exercise is None or team is None or team.exercise_id != exercise_id:
-        raise NotFound("No such team in this exercise.", code="team_not_found")
-    # A socket outlives the token check at connect; a removed participant writes nothing more.
-    writer = session.get(Participant, participant_id) if participant_id else None
-    if writer is not None and writer.removed_at is not None:
-        raise Forbidden("You were removed from this team.", code="participant_removed")
-    cell = responses.write_cell(
-        session,
-        exercise=exercise,
-        team=team,
-        inject_id=inject_id,
-        field=field,
-        value=value,
-        base_version=base_version,
-        author=author,
-        participant_id=participant_id,
-    )
-    return Written(version=cell.version)

@@ -1,0 +1,119 @@
+"""Group commit: a batch of edits is judged edit by edit, exactly as single writes are."""
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session, col, select
+
+from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.live.models import Event
+from app.responses import service as responses
+from app.responses.models import ResponseCell, ResponseRevision
+from app.responses.service import CellEdit
+from tests.factories import join, make_exercise, push
+
+
+def test_a_batch_applies_in_order_and_refuses_each_bad_edit_alone(client: TestClient) -> None:
+    exercise = make_exercise(client, teams=["Red", "Blue"])
+    red, blue = exercise.team(0), exercise.team(1)
+    hanako = join(client, red["join_code"], "Hanako")
+    gone = join(client, red["join_code"], "Gone")
+    inject = push(client, exercise, team_ids=[red["id"]])
+    removed = client.delete(
+        f"/api/exercises/{exercise.id}/participants/{gone['participant_id']}",
+        headers=exercise.headers,
+    )
+    assert removed.status_code == 204
+
+    def edit(**overrides: object) -> CellEdit:
+        base: dict[str, object] = {
+            "exercise_id": exercise.id,
+            "team_id": red["id"],
+            "inject_id": inject["id"],
+            "field": "overview",
+            "value": "v",
+            "base_version": 0,
+            "author": "Hanako",
+            "participant_id": hanako["participant_id"],
+        }
+        return CellEdit(**{**base, **overrides})  # type: ignore[arg-type]
+
+    batch = [
+        edit(value="first"),  # new cell: version 1
+        edit(value="second", base_version=1),  # the same cell again, after the first
+        edit(value="stale", base_version=1),  # saw version 1, but it is 2 now
+        edit(field="cause", value="x" * 5001),  # too long
+        edit(field="nonsense"),  # no such field
+        edit(team_id=blue["id"]),  # the inject was not delivered to Blue
+        edit(field="press", participant_id=gone["participant_id"], author="Gone"),
+        edit(exercise_id="no-such-exercise"),
+        edit(field="press", value="広報部長"),  # another cell of the same batch
+    ]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        outcomes = responses.write_cells(session, edits=batch)
+    assert outcomes[0] == 1
+    assert outcomes[1] == 2
+    stale = outcomes[2]
+    assert isinstance(stale, Conflict)
+    assert stale.extra["current"] == {"value": "second", "version": 2, "updated_by": "Hanako"}
+    assert isinstance(outcomes[3], Invalid) and outcomes[3].code == "value_too_long"
+    assert isinstance(outcomes[4], Invalid) and outcomes[4].code == "unknown_field"
+    assert isinstance(outcomes[5], NotFound) and outcomes[5].code == "inject_not_found"
+    assert isinstance(outcomes[6], Forbidden) and outcomes[6].code == "participant_removed"
+    assert isinstance(outcomes[7], NotFound) and outcomes[7].code == "team_not_found"
+    assert outcomes[8] == 1
+
+    with Session(engine) as session:
+        cells = {c.field: c for c in session.exec(select(ResponseCell))}
+        assert {k: (c.value, c.version) for k, c in cells.items()} == {
+            "overview": ("second", 2),
+            "press": ("広報部長", 1),
+        }
+        revisions = session.exec(select(ResponseRevision).order_by(col(ResponseRevision.id))).all()
+        assert [(r.field, r.version, r.value) for r in revisions] == [
+            ("overview", 1, "first"),
+            ("overview", 2, "second"),
+            ("press", 1, "広報部長"),
+        ]
+        logged = session.exec(
+            select(Event)
+            .where(Event.exercise_id == exercise.id, Event.type == "response")
+            .order_by(col(Event.seq))
+        ).all()
+        assert [(e.payload["field"], e.payload["version"]) for e in logged] == [
+            ("overview", 1),
+            ("overview", 2),
+            ("press", 1),
+        ]
+        assert all(e.team_ids == [red["id"]] for e in logged)
+
+    # A later batch continues from the stored versions; REST sees the same cell.
+    with Session(engine) as session:
+        assert responses.write_cells(session, edits=[edit(value="third", base_version=2)]) == [3]
+    cells_url = f"/api/teams/{red['id']}/responses"
+    read = client.get(cells_url, headers=hanako["headers"]).json()
+    assert {c["field"]: c["version"] for c in read} == {"overview": 3, "press": 1}
+
+
+def test_a_batch_while_paused_refuses_every_edit_and_stores_nothing(client: TestClient) -> None:
+    exercise = make_exercise(client)
+    red = exercise.team(0)
+    hanako = join(client, red["join_code"], "Hanako")
+    inject = push(client, exercise)
+    paused = client.post(f"/api/exercises/{exercise.id}/pause", headers=exercise.headers)
+    assert paused.status_code == 200
+    edit = CellEdit(
+        exercise_id=exercise.id,
+        team_id=red["id"],
+        inject_id=inject["id"],
+        field="overview",
+        value="v",
+        base_version=0,
+        author="Hanako",
+        participant_id=hanako["participant_id"],
+    )
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        outcomes = responses.write_cells(session, edits=[edit, edit])
+    assert [getattr(o, "code", o) for o in outcomes] == ["not_running", "not_running"]
+    with Session(engine) as session:
+        assert session.exec(select(ResponseCell)).all() == []
