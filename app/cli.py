@@ -2,6 +2,8 @@
 
 import argparse
 import getpass
+import logging
+import logging.config
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -13,9 +15,11 @@ from app.auth import service as auth
 from app.config import get_settings
 from app.db import backup_database, make_engine, migrate
 from app.errors import DomainError
+from app.logs import logging_config
 from app.scenarios.loader import ScenarioFileError, load_scenario_dir
 
 MIN_PASSWORD_LENGTH = 8
+log = logging.getLogger("tabletop")
 
 
 def _read_password(*, from_stdin: bool) -> str:
@@ -30,12 +34,14 @@ def _read_password(*, from_stdin: bool) -> str:
     return password
 
 
-def _prepare() -> None:
+def _prepare(*, json_logs: bool = False) -> None:
     """Migrate, check the scenarios and make sure a facilitator can log in."""
     settings = get_settings()
+    # With JSON logs, standard output carries nothing but JSON lines.
+    say = log.info if json_logs else print
     migrate(settings.database_url)
     library = load_scenario_dir(settings.scenarios_dir)
-    print(f"Loaded {len(library.all())} scenarios from {settings.scenarios_dir}/")
+    say(f"Loaded {len(library.all())} scenarios from {settings.scenarios_dir}/")
     engine = make_engine(settings.database_url)
     with Session(engine) as session:
         admin_password = (
@@ -44,25 +50,36 @@ def _prepare() -> None:
         generated = auth.ensure_admin(session, password=admin_password)
     engine.dispose()
     if generated:
-        # Printed once, on the console of whoever started the server; never logged elsewhere.
-        print("\n  First start: created facilitator 'admin' with password:\n")
-        print(f"      {generated}\n")
-        print("  Change it with `tabletop admin reset-password admin`.\n")
+        # Printed once, on the console of whoever started the server; never logged. With JSON
+        # logs standard output belongs to the log collector, so it goes to standard error.
+        console = sys.stderr if json_logs else sys.stdout
+        print("\n  First start: created facilitator 'admin' with password:\n", file=console)
+        print(f"      {generated}\n", file=console)
+        print("  Change it with `tabletop admin reset-password admin`.\n", file=console)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    _prepare()
+    log_format = get_settings().log_format
+    log_config = logging_config(log_format)
+    logging.config.dictConfig(log_config)
+    json_logs = log_format == "json"
+    _prepare(json_logs=json_logs)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
-    print(f"Serving on http://{shown_host}:{args.port}/  (Ctrl+C to stop)")
+    (log.info if json_logs else print)(
+        f"Serving on http://{shown_host}:{args.port}/  (Ctrl+C to stop)"
+    )
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        log_config=log_config,
         log_level="info",
+        # AccessLog writes the access lines, without query strings.
+        access_log=False,
         ws_per_message_deflate=False,
     )
     return 0

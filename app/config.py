@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import PositiveInt, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/tabletop.db"
@@ -29,10 +29,19 @@ class Settings(BaseSettings):
     failed_login_limit: int = 10
     failed_join_limit: int = 30
     failure_window_s: int = 600
+    # An address that reaches its limit stays locked this long, however the window slides.
+    join_lockout_s: PositiveInt = 300
+    # Wrong codes from all addresses together; a room's typos never come near it, a botnet does.
+    failed_join_global_limit: PositiveInt = 200
     max_body_bytes: int = 1_000_000
     # At least 10 edits/s sustained must always pass (a fast typist with autosave); 20 leaves room.
     edits_per_second: float = 20.0
     edit_burst: int = 60
+    # text for a console on a laptop, json (one object per line) for a server's log collector.
+    log_format: Literal["text", "json"] = "text"
+    # Build workbooks in a separate worker process: a big export then never holds the server's
+    # GIL, which would delay live delivery by hundreds of milliseconds.
+    export_worker: bool = True
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -64,6 +64,12 @@ JS_MESSAGES = {
     "fields_filled": N_("%(n)s of 13 filled"),
     "end": N_("End"),
     "confirm_end": N_("Click again to end the exercise"),
+    "not_connected": N_("Not connected"),
+    "remove_named": N_("Remove %(name)s"),
+    "remove_question": N_("Remove %(name)s?"),
+    "participant_removed": N_("%(name)s was removed."),
+    "removed": N_("Removed from the exercise"),
+    "limit_invalid": N_("Give the time limit as whole minutes from 1 to 600, or leave it empty."),
 }
 
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import i18n
 from app.auth.pages import router as auth_pages_router
-from app.auth.ratelimit import EditRateLimiter, FailureLimiter
+from app.auth.ratelimit import EditRateLimiter, FailureLimiter, JoinGuard
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
 from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate, make_engine, reading
@@ -25,10 +25,12 @@ from app.exercises.pages import router as exercises_pages_router
 from app.exercises.views import router as exercises_router
 from app.export.views import MAX_ARCHIVE_BYTES
 from app.export.views import router as export_router
+from app.export.worker import ExportWorker
 from app.live.broker import make_broker
 from app.live.hub import Hub
 from app.live.scheduler import FollowupScheduler
 from app.live.views import router as live_router
+from app.logs import AccessLog
 from app.responses.views import router as responses_router
 from app.scenarios import importer
 from app.scenarios.import_views import pages as scenario_import_pages
@@ -162,6 +164,7 @@ def create_app(
         finally:
             await followups.stop()
             await hub.stop()
+            exports.shutdown()
             engine.dispose()
 
     app = FastAPI(
@@ -176,6 +179,10 @@ def create_app(
     hub = Hub(engine=engine, broker=make_broker(settings.broker_url))
     followups = FollowupScheduler(library=app.state.scenarios, session_factory=hub.session)
     app.state.hub = hub
+    exports = ExportWorker(
+        database_url=settings.database_url, separate_process=settings.export_worker
+    )
+    app.state.exports = exports
     app.state.followups = followups
     app.state.on_events = hub.on_events
     app.state.login_limiter = FailureLimiter(
@@ -184,8 +191,16 @@ def create_app(
     app.state.edit_limiter = EditRateLimiter(
         rate_per_s=settings.edits_per_second, burst=settings.edit_burst
     )
-    app.state.join_limiter = FailureLimiter(
-        limit=settings.failed_join_limit, window_s=settings.failure_window_s, what="join"
+    app.state.join_limiter = JoinGuard(
+        per_client=FailureLimiter(
+            limit=settings.failed_join_limit,
+            window_s=settings.failure_window_s,
+            lockout_s=settings.join_lockout_s,
+            what="join",
+        ),
+        overall=FailureLimiter(
+            limit=settings.failed_join_global_limit, window_s=settings.failure_window_s, what="join"
+        ),
     )
 
     install_error_handlers(app)
@@ -221,4 +236,6 @@ def create_app(
         },
     )
     app.add_middleware(SecurityHeaders)
+    # Outermost, so refusals by the other middleware are logged with their status too.
+    app.add_middleware(AccessLog)
     return app

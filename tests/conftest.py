@@ -100,6 +100,8 @@ def settings(database_url: str) -> Settings:
         sqlite_synchronous="NORMAL",
         failed_login_limit=4,
         failed_join_limit=6,
+        # Exports run in the test's process; test_export_worker.py covers the worker process.
+        export_worker=False,
         _env_file=None,  # type: ignore[call-arg]
     )
 

@@ -2,29 +2,47 @@
 
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 
 from app.errors import TooManyRequests
 
 
 class FailureLimiter:
-    """Refuses a key once it has failed `limit` times within `window_s` seconds; successes are free."""
+    """Refuses a key once it has failed `limit` times within `window_s` seconds; successes are free.
 
-    def __init__(self, *, limit: int, window_s: float, what: str) -> None:
+    Without `lockout_s` the refusal lasts until the oldest failure leaves the window. With it, the
+    key is locked for `lockout_s` from the failure that reached the limit: attempts while locked
+    are refused without being counted, so they never extend the lock, and when it ends the key
+    starts afresh. A room behind one NAT address is therefore never locked for longer than
+    `lockout_s` after its last counted failure, however often it retries meanwhile.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        window_s: float,
+        what: str,
+        lockout_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
         self.window_s = window_s
         self.what = what
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+        self.lockout_s = lockout_s
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def check(self, key: str) -> None:
         """Raise 429 if `key` is locked out."""
         with self._lock:
-            failures = self._prune(key, time.monotonic())
-            if len(failures) < self.limit:
-                return
-            retry_after = int(failures[0] + self.window_s - time.monotonic()) + 1
+            wait_s = self._refused_for(key, self._clock())
+        if wait_s is None:
+            return
+        retry_after = int(wait_s) + 1
         raise TooManyRequests(
             f"Too many failed {self.what} attempts from this client; try again in {retry_after} s.",
             retry_after_s=retry_after,
@@ -33,21 +51,107 @@ class FailureLimiter:
     def fail(self, key: str) -> None:
         """Count one failed attempt for `key`."""
         with self._lock:
-            now = time.monotonic()
-            self._prune(key, now).append(now)
+            now = self._clock()
+            failures = self._recent(key, now)
+            failures.append(now)
+            self._failures[key] = failures
+            if self.lockout_s is not None and len(failures) >= self.limit:
+                # The lock replaces the count: when it ends, the key starts with a clean slate.
+                self._locked_until[key] = now + self.lockout_s
+                del self._failures[key]
+            if len(self._failures) + len(self._locked_until) > 100_000:
+                self._forget_expired(now)
+
+    def refused_for(self, key: str) -> float | None:
+        """Seconds `key` stays refused, or None if it may try now."""
+        with self._lock:
+            return self._refused_for(key, self._clock())
+
+    def failed_recently(self, key: str) -> float | None:
+        """Seconds until `key`'s failures (or its lock) are forgotten, or None if it has none."""
+        with self._lock:
+            now = self._clock()
+            if (until := self._locked_until.get(key, 0.0)) > now:
+                return until - now
+            failures = self._recent(key, now)
+            return failures[-1] + self.window_s - now if failures else None
 
     def reset(self) -> None:
         with self._lock:
             self._failures.clear()
+            self._locked_until.clear()
 
-    def _prune(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
+    def _refused_for(self, key: str, now: float) -> float | None:
+        """Seconds `key` stays refused, or None if it may try now."""
+        if (until := self._locked_until.get(key)) is not None:
+            if now < until:
+                return until - now
+            del self._locked_until[key]
+        failures = self._recent(key, now)
+        if len(failures) < self.limit:
+            return None
+        return failures[0] + self.window_s - now
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        """The failures of `key` still inside the window (a keyless deque when there are none)."""
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
         while failures and failures[0] <= now - self.window_s:
             failures.popleft()
         if not failures:
             del self._failures[key]
-            failures = self._failures[key]
         return failures
+
+    def _forget_expired(self, now: float) -> None:
+        # Keys that never come back would otherwise pile up; a forgotten key has nothing to forget.
+        self._locked_until = {k: v for k, v in self._locked_until.items() if v > now}
+        self._failures = {
+            k: v for k, v in self._failures.items() if v and v[-1] > now - self.window_s
+        }
+
+
+CODE_NAMESPACE = "join-codes"
+
+
+class JoinGuard:
+    """Failed join codes: a lock-out per client, and a server-wide budget against many addresses.
+
+    A guesser spread over many addresses stays under every per-client limit, so failures are
+    also counted for the whole code namespace (a wrong code names no team to count against).
+    Once that budget is spent, any client that failed recently is refused until its failures
+    are forgotten, while clients without a recent failure (a meeting room joining with the
+    codes on the projector) join as usual: each guessing address gets one guess per window.
+    """
+
+    def __init__(self, *, per_client: FailureLimiter, overall: FailureLimiter) -> None:
+        self.per_client = per_client
+        self.overall = overall
+
+    def check(self, client: str) -> None:
+        """Raise 429 if this client may not try a code now."""
+        self.per_client.check(client)
+        own_wait = self.per_client.failed_recently(client)
+        overall_wait = self.overall.refused_for(CODE_NAMESPACE)
+        if own_wait is None or overall_wait is None:
+            return
+        # Whichever comes first lets this client in again: its own failures are forgotten, or
+        # the oldest failure in the server-wide budget leaves the window.
+        retry_after = int(min(own_wait, overall_wait)) + 1
+        raise TooManyRequests(
+            "Many wrong join codes are being tried on this server and this client tried one "
+            f"recently; check the code on the projector and try again in {retry_after} s.",
+            retry_after_s=retry_after,
+        )
+
+    def fail(self, client: str) -> None:
+        """Count one wrong code from this client."""
+        self.per_client.fail(client)
+        self.overall.fail(CODE_NAMESPACE)
+
+    def reset(self) -> None:
+        self.per_client.reset()
+        self.overall.reset()
 
 
 class EditRateLimiter:

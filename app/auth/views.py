@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.auth import service
 from app.auth.deps import FACILITATOR_COOKIE, PARTICIPANT_COOKIE, bearer_token
-from app.auth.ratelimit import FailureLimiter
+from app.auth.ratelimit import FailureLimiter, JoinGuard
 from app.auth.schemas import ExerciseRef, JoinRead, JoinRequest, LoginRead, LoginRequest, TeamRef
 from app.config import Settings
 from app.db import SessionDep
@@ -78,13 +78,13 @@ def logout(request: Request, session: SessionDep) -> Response:
 def join(body: JoinRequest, request: Request, response: Response, session: SessionDep) -> JoinRead:
     """Join a team with its code and a display name; no account needed."""
     settings: Settings = request.app.state.settings
-    limiter: FailureLimiter = request.app.state.join_limiter
+    guard: JoinGuard = request.app.state.join_limiter
     key = f"ip:{client_key(request)}"
-    limiter.check(key)
+    guard.check(key)
     try:
         joined = service.join(session, code=body.code, name=body.name)
     except NotFound:
-        limiter.fail(key)
+        guard.fail(key)
         raise
     _set_cookie(
         response, settings, name=PARTICIPANT_COOKIE, token=joined.token, max_age=14 * 24 * 3600

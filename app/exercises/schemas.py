@@ -26,6 +26,12 @@ Title = Annotated[
 ]
 Identifier = Annotated[str, StringConstraints(max_length=80), AfterValidator(reject_nul)]
 Locale = Literal["ja", "en"]
+# Who reported an inject and which department received it: a short label, as in the handout.
+InjectLabel = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=200),
+    AfterValidator(reject_nul),
+]
 MAX_TEAMS = 200
 
 
@@ -86,16 +92,27 @@ class InjectCreate(BaseModel):
         ]
         | None
     ) = None
+    source: InjectLabel | None = None
+    receiving: InjectLabel | None = None
     team_ids: list[Identifier] | None = Field(default=None, max_length=MAX_TEAMS)
     time_limit_s: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     auto_followups: bool = False
 
     @model_validator(mode="after")
     def _scenario_or_text(self) -> "InjectCreate":
-        if self.scenario_id is None and not (self.title and self.body):
-            raise ValueError("give either scenario_id or both title and body")
-        if self.scenario_id is not None and (self.title or self.body):
-            raise ValueError("give either scenario_id or title and body, not both")
+        if self.scenario_id is None and not self.title:
+            raise ValueError(
+                "your own inject needs a title (or give scenario_id to deliver a library scenario)"
+            )
+        if self.scenario_id is None and not self.body:
+            raise ValueError("your own inject needs a body: the situation the teams respond to")
+        if self.scenario_id is not None and (
+            self.title or self.body or self.source or self.receiving
+        ):
+            raise ValueError(
+                "give either scenario_id or your own title and body (with source and "
+                "receiving), not both"
+            )
         if self.followup_id is not None and self.scenario_id is None:
             raise ValueError("followup_id needs the scenario_id it belongs to")
         if self.auto_followups and (self.scenario_id is None or self.followup_id is not None):

@@ -247,7 +247,12 @@ def deliver_inject(
         own = texts[exercise.locale]
     else:
         texts = {}
-        own = {"title": data.title or "", "body": data.body or "", "source": "", "receiving": ""}
+        own = {
+            "title": data.title or "",
+            "body": data.body or "",
+            "source": data.source or "",
+            "receiving": data.receiving or "",
+        }
     position = len(session.exec(select(Inject.id).where(Inject.exercise_id == exercise.id)).all())
     inject = Inject(
         exercise_id=exercise.id,

@@ -1,6 +1,6 @@
 """Downloads of an exercise (workbook, archive) and the archive import."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from app.auth.deps import CurrentFacilitator
 from app.db import SessionDep
@@ -10,6 +10,7 @@ from app.exercises.deps import OwnedExercise
 from app.exercises.schemas import ExerciseRead
 from app.export import service
 from app.export.schemas import Archive
+from app.export.worker import ExportWorker
 
 router = APIRouter(prefix="/api/exercises", tags=["export"], responses=API_ERRORS)
 # An archive carries every revision of every answer; a long exercise's can be tens of megabytes.
@@ -21,10 +22,11 @@ MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
     response_class=Response,
     responses={200: {"content": {service.XLSX_MEDIA_TYPE: {}}}},
 )
-def export_xlsx(exercise: OwnedExercise, session: SessionDep) -> Response:
+def export_xlsx(exercise: OwnedExercise, request: Request) -> Response:
     """The debrief workbook: a sheet per team in the handout layout, summary, comparison and more."""
+    worker: ExportWorker = request.app.state.exports
     return Response(
-        service.workbook(session, exercise=exercise),
+        worker.workbook(exercise_id=exercise.id),
         media_type=service.XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": service.download_name(exercise, extension="xlsx")},
     )

@@ -33,6 +33,9 @@ class EditBatcher:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        # A fresh event per start: an asyncio.Event belongs to the loop that first waits on it,
+        # and an app may be started again on another loop (tests do).
+        self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:

@@ -71,7 +71,33 @@ class _Close:
     code: int
 
 
-_Outgoing = str | _Replay | _Close
+@dataclass(frozen=True)
+class _Unfinished:
+    """A send started directly (see Subscriber.send) that had to wait: the writer finishes it."""
+
+    coroutine: Coroutine[Any, Any, None]
+    awaiting: Any
+
+
+_Outgoing = str | _Replay | _Close | _Unfinished
+
+
+async def _finish(coroutine: Coroutine[Any, Any, None], awaiting: Any) -> None:
+    """Run a started coroutine to its end, stepping it as an asyncio Task would."""
+    try:
+        while True:
+            if awaiting is None:
+                await asyncio.sleep(0)  # a bare yield: it only gave the loop a turn
+            else:
+                # Wait for it to finish without taking its result: the coroutine does that.
+                await asyncio.wait([awaiting])
+            try:
+                awaiting = coroutine.send(None)
+            except StopIteration:
+                return
+    except BaseException:
+        coroutine.close()
+        raise
 
 
 class Subscriber:
@@ -97,6 +123,8 @@ class Subscriber:
         self.started = False
         self.closed = False
         self.writer: asyncio.Task[None] | None = None
+        # The writer waits for its queue with nothing in hand: a message may go out directly.
+        self.idle = False
 
     def offer(self, envelope: Envelope) -> None:
         """Queue a live event unless this socket already has it."""
@@ -114,10 +142,34 @@ class Subscriber:
     def send(self, item: _Outgoing) -> None:
         if self.closed:
             return
+        if isinstance(item, str) and self.idle and self.queue.empty():
+            self._send_now(item)
+            return
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.kill(protocol.CLOSE_TOO_SLOW)
+
+    def _send_now(self, text: str) -> None:
+        """Send on the spot when nothing is waiting: no task switch per recipient.
+
+        A websocket send only waits when the transport is paused (the client reads slowly); until
+        then it runs straight through, so stepping its coroutine once usually finishes it. When it
+        does wait, the writer task finishes it before anything queued after it.
+        """
+        coroutine = self.websocket.send_text(text)
+        try:
+            awaiting = coroutine.send(None)
+        except StopIteration:
+            return
+        except SEND_ERRORS:
+            self.closed = True  # the client went away; the reader sees the disconnect
+            return
+        if awaiting is not None:
+            # What a Task does with a future its coroutine yields: take the "blocking" mark off,
+            # or awaiting the same future again later would fail.
+            awaiting._asyncio_future_blocking = False
+        self.queue.put_nowait(_Unfinished(coroutine, awaiting))
 
     def release(self, *, upto: int) -> None:
         """End buffering: everything up to `upto` is on its way; queue the rest of the buffer."""
@@ -145,9 +197,13 @@ class Subscriber:
         """The socket's only sender: queue items in order, a replay inline with back-pressure."""
         try:
             while True:
+                self.idle = True
                 item = await self.queue.get()
+                self.idle = False
                 if isinstance(item, str):
                     await self.websocket.send_text(item)
+                elif isinstance(item, _Unfinished):
+                    await _finish(item.coroutine, item.awaiting)
                 elif isinstance(item, _Replay):
                     await self._replay(item.after_seq)
                 else:
@@ -160,6 +216,11 @@ class Subscriber:
             self.closed = True
 
     async def _replay(self, after_seq: int) -> None:
+        if after_seq >= self.delivered_from:
+            # Everything after it reached this socket live (or waits in its queue): no query.
+            # A reconnect storm sends one resume per client; most end here.
+            self.release(upto=self.sent_seq)
+            return
         cursor = after_seq
         # Only seqs read from the database count: a client claiming a future seq skips nothing live.
         seen = self.sent_seq
@@ -245,6 +306,8 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.presence = PresenceBoard(announce=self._announce_presence)
         self.edits = EditBatcher(self._write_edits)
+        # The latest hello snapshot read per (exercise, team or None for facilitators).
+        self._snapshots: dict[tuple[str, str | None], asyncio.Task[live.Snapshot]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -367,6 +430,8 @@ class Hub:
         if room:
             return
         del self.rooms[exercise_id]
+        for key in [key for key in self._snapshots if key[0] == exercise_id]:
+            del self._snapshots[key]
         self.presence.forget_exercise(exercise_id)
         self.spawn(self._unsubscribe(exercise_id))
 
@@ -450,9 +515,7 @@ class Hub:
 
     async def _hello(self, sub: Subscriber) -> None:
         audience = sub.audience
-        snap = await self.read(
-            live.snapshot, exercise_id=audience.exercise_id, team_id=audience.team_id
-        )
+        snap = await self._snapshot(audience.exercise_id, audience.team_id)
         for team_id, roster in snap.rosters.items():
             self.presence.merge_roster(
                 exercise_id=audience.exercise_id, team_id=team_id, roster=roster
@@ -475,6 +538,30 @@ class Hub:
         sub.started = True
         sub.delivered_from = snap.last_seq
         sub.release(upto=snap.last_seq)
+
+    async def _snapshot(self, exercise_id: str, team_id: str | None) -> live.Snapshot:
+        """A snapshot as new as the room's cursor now, shared by the team's sockets.
+
+        After a restart every socket of a team comes back within a second or so; one snapshot
+        read serves them all. A snapshot fits a socket when its last_seq is at least the room's
+        cursor when the socket asks: every event up to the cursor is in the snapshot, and every
+        later one reaches the socket's buffer (it joined the room before asking).
+        """
+        room = self.rooms.get(exercise_id)
+        needed = room.cursor if room is not None and room.cursor is not None else None
+        key = (exercise_id, team_id)
+        shared = self._snapshots.get(key)
+        if shared is not None and needed is not None:
+            with contextlib.suppress(Exception):
+                # shield: one socket leaving must not cancel the read the others wait for.
+                snap = await asyncio.shield(shared)
+                if snap.last_seq >= needed:
+                    return snap
+        task = asyncio.get_running_loop().create_task(
+            self.read(live.snapshot, exercise_id=exercise_id, team_id=team_id)
+        )
+        self._snapshots[key] = task
+        return await asyncio.shield(task)
 
     async def _read_requests(self, sub: Subscriber) -> None:
         refusing = False

@@ -1,4 +1,5 @@
-// The facilitator console: controls, pushes, live progress grid, a team's answers, messages.
+// The facilitator console: controls, pushes, live progress grid, a team's answers, messages,
+// participants (with removal) and the facilitator's own injects.
 "use strict";
 
 document.addEventListener("alpine:init", () => {
@@ -34,6 +35,18 @@ document.addEventListener("alpine:init", () => {
       viewTeam: "",
       viewInject: "",
       endArmed: false,
+      removing: "",
+      removeError: "",
+      customTitle: "",
+      customBody: "",
+      customSource: "",
+      customReceiving: "",
+      customLimit: "",
+      customTarget: "all",
+      customTeams: [],
+      customError: "",
+      customNote: "",
+      customBusy: false,
 
       init() {
         const data = this.$el.dataset;
@@ -77,6 +90,8 @@ document.addEventListener("alpine:init", () => {
           case "submission": this.addSubmission(message); break;
           case "status": this.applyStatus(message); break;
           case "team": this.addTeam(message.team); break;
+          case "participant": this.addParticipant(message.team_id, message.participant); break;
+          case "participant_removed": this.dropParticipant(message.team_id, message.participant_id); break;
         }
       },
 
@@ -97,6 +112,20 @@ document.addEventListener("alpine:init", () => {
 
       addTeam(team) {
         if (team && !this.teams.some((known) => known.id === team.id)) this.teams = [...this.teams, team];
+      },
+
+      // Presence lists every participant of a team, online or not; joins and removals keep it
+      // right even when the presence announcement comes from another server process.
+      addParticipant(teamId, person) {
+        const known = this.presence[teamId] || [];
+        if (!person || known.some((p) => p.id === person.id)) return;
+        this.presence = { ...this.presence, [teamId]: [...known, { id: person.id, name: person.name, online: false }] };
+      },
+
+      dropParticipant(teamId, participantId) {
+        const known = this.presence[teamId] || [];
+        this.presence = { ...this.presence, [teamId]: known.filter((p) => p.id !== participantId) };
+        if (this.removing === participantId) this.removing = "";
       },
 
       addInject(inject) {
@@ -187,6 +216,83 @@ document.addEventListener("alpine:init", () => {
         this.deliver(body);
       },
 
+      // Removing someone cannot be undone, so the button first asks, in place, whether to go on.
+      armRemove(person) {
+        this.removeError = "";
+        this.removing = person.id;
+        this.$nextTick(() => this.focusIn(person.id, "[data-cancel]"));
+      },
+
+      cancelRemove() {
+        const id = this.removing;
+        this.removing = "";
+        this.$nextTick(() => this.focusIn(id, "[data-remove]"));
+      },
+
+      focusIn(personId, selector) {
+        const row = document.querySelector('[data-person="' + CSS.escape(personId) + '"]');
+        const target = row && row.querySelector(selector);
+        if (target) target.focus();
+      },
+
+      async removeParticipant(person) {
+        const teamId = Object.keys(this.presence).find((id) => this.presence[id].some((p) => p.id === person.id));
+        const path = "/api/exercises/" + encodeURIComponent(this.exerciseId) + "/participants/" + encodeURIComponent(person.id);
+        try {
+          await api("DELETE", path);
+        } catch (error) {
+          this.removeError = t("error", { detail: error.message });
+          return;
+        }
+        if (teamId) this.dropParticipant(teamId, person.id);
+        this.removing = "";
+        this.flash = t("participant_removed", { name: person.name });
+      },
+
+      chooseTeams() {
+        if (this.customTeams.length) this.customTarget = "chosen";
+      },
+
+      // The facilitator's own text; what was typed stays in the form until the server accepts it.
+      async pushCustom() {
+        if (this.customBusy) return;
+        this.customError = "";
+        this.customNote = "";
+        const body = {
+          title: this.customTitle,
+          body: this.customBody,
+          source: this.customSource,
+          receiving: this.customReceiving,
+        };
+        const limit = String(this.customLimit).trim();
+        if (limit) {
+          const minutes = Number(limit);
+          if (!Number.isInteger(minutes) || minutes < 1 || minutes > 600) {
+            this.customError = t("limit_invalid");
+            return;
+          }
+          body.time_limit_s = minutes * 60;
+        }
+        if (this.customTarget === "chosen") {
+          if (!this.customTeams.length) {
+            this.customError = t("choose_team");
+            return;
+          }
+          body.team_ids = [...this.customTeams];
+        }
+        this.customBusy = true;
+        try {
+          const inject = await api("POST", "/api/exercises/" + encodeURIComponent(this.exerciseId) + "/injects", body);
+          this.addInject(inject);
+          this.customTitle = this.customBody = this.customSource = this.customReceiving = this.customLimit = "";
+          this.customNote = t("pushed");
+        } catch (error) {
+          this.customError = error.message;
+        } finally {
+          this.customBusy = false;
+        }
+      },
+
       async sendMessage() {
         const text = this.messageText.trim();
         if (!text) return;
@@ -250,6 +356,30 @@ document.addEventListener("alpine:init", () => {
       onlineNames(teamId) {
         const online = (this.presence[teamId] || []).filter((p) => p.online).map((p) => p.name);
         return online.length ? online.join(", ") : t("nobody_online");
+      },
+
+      participantsOf(teamId) {
+        return this.presence[teamId] || [];
+      },
+
+      personState(person) {
+        return person.online ? t("online") : t("not_connected");
+      },
+
+      personClass(person) {
+        return person.online ? "person-online" : "person-away";
+      },
+
+      isArming(person) {
+        return this.removing === person.id;
+      },
+
+      removeLabel(person) {
+        return t("remove_named", { name: person.name });
+      },
+
+      removeQuestion(person) {
+        return t("remove_question", { name: person.name });
       },
 
       viewValue(field) {

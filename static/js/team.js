@@ -29,6 +29,7 @@ document.addEventListener("alpine:init", () => {
       rev: 0,
       submitting: false,
       flash: "",
+      removed: false,
 
       init() {
         const data = this.$el.dataset;
@@ -96,6 +97,9 @@ document.addEventListener("alpine:init", () => {
               this.people = [...this.people, { ...message.participant, online: false }];
             }
             break;
+          case "participant_removed":
+            this.people = this.people.filter((p) => p.id !== message.participant_id);
+            break;
         }
       },
 
@@ -109,10 +113,16 @@ document.addEventListener("alpine:init", () => {
         }
       },
 
-      // 4401: the token is unknown; 4403: the facilitator removed this participant. Either way
-      // this browser has no seat any more, and joining again is the way back in.
+      // 4403: the facilitator removed this participant; the page says so and stays, rather than
+      // jumping to the join page and leaving them wondering what happened.
+      // 4401: the token is unknown (expired, or the server's data was reset): join again.
       fatal(code) {
-        this.flash = code === 4401 ? t("signed_out") : t("forbidden");
+        if (code === 4403) {
+          this.removed = true;
+          this.conn = "removed";
+          return;
+        }
+        this.flash = t("signed_out");
         window.location.assign("/join");
       },
 

@@ -151,13 +151,14 @@ def test_chosen_teams_follow_ups_and_the_live_answer_view(
     console, hanako, _ = running_team(chromium, console_watch, server)
 
     # Only Blue gets incident 2; a later message to everyone proves nothing else reached Red.
-    console.get_by_label("Blue", exact=True).check()
+    library = console.get_by_role("region", name="Scenario library")
+    library.get_by_label("Blue", exact=True).check()
     console.locator("[data-scenario='jnsa-2018-02']").filter(
         has_text="Push to chosen teams"
     ).click()
     expect(console.locator(".progress thead th")).to_have_count(4)
     expect(console.locator(".progress tbody tr").first.locator("td").nth(2)).to_have_text("—")
-    console.get_by_label("Blue", exact=True).uncheck()
+    library.get_by_label("Blue", exact=True).uncheck()
     console.get_by_label("Message", exact=True).fill("続報に注意")
     console.get_by_role("button", name="Send message").click()
     expect(hanako.locator(".messages")).to_contain_text("続報に注意")
@@ -191,7 +192,8 @@ def test_a_team_past_its_time_limit_shows_as_overdue(
     console = new_page(chromium, console_watch, server)
     console.clock.install()
     sign_in_and_create(console, teams="Red")
-    console.get_by_label("Time limit in minutes (optional)").fill("1")
+    library = console.get_by_role("region", name="Scenario library")
+    library.get_by_label("Time limit in minutes (optional)").fill("1")
     console.locator("[data-scenario='jnsa-2018-03']").filter(has_text="Push to all teams").click()
     red = console.locator(".progress tbody tr").first.locator("td").nth(1)
     expect(red).to_have_class(re.compile("cell-open"))

@@ -1,0 +1,53 @@
+"""The workbook built in the worker process is the same workbook, over the real API."""
+
+import io
+import os
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlmodel import Session
+
+from app.auth.models import Facilitator
+from app.config import Settings
+from app.export.worker import ExportWorker
+from app.main import create_app
+from app.scenarios.loader import ScenarioLibrary
+from tests.factories import join, make_exercise, push
+
+
+def test_the_worker_process_builds_the_workbook(
+    settings: Settings, scenario_library: ScenarioLibrary, password_hash: str
+) -> None:
+    app = create_app(
+        settings.model_copy(update={"export_worker": True}), scenarios=scenario_library
+    )
+    with Session(app.state.engine) as session:
+        session.add(Facilitator(username="alice", password_hash=password_hash))
+        session.commit()
+    with TestClient(app) as client:
+        exercise = make_exercise(client)
+        red = exercise.team(0)
+        member = join(client, red["join_code"], "Hanako")
+        inject = push(client, exercise)
+        url = f"/api/teams/{red['id']}/responses/{inject['id']}/overview"
+        client.put(
+            url, json={"value": "=1+1 顧客情報", "base_version": 0}, headers=member["headers"]
+        )
+        exports: ExportWorker = app.state.exports
+        assert exports.separate_process
+        response = client.get(f"/api/exercises/{exercise.id}/export.xlsx", headers=exercise.headers)
+        assert response.status_code == 200
+        pool = exports._pool
+        assert pool is not None
+        worker_pids = {process.pid for process in pool._processes.values()}
+        assert worker_pids and os.getpid() not in worker_pids
+        book = load_workbook(io.BytesIO(response.content))
+        team_sheet = book[red["name"]]
+        assert team_sheet.cell(row=3, column=5).value == "=1+1 顧客情報"
+        # The worker reads the database itself: a later answer is in the next export.
+        client.put(url, json={"value": "second", "base_version": 1}, headers=member["headers"])
+        again = client.get(f"/api/exercises/{exercise.id}/export.xlsx", headers=exercise.headers)
+        assert load_workbook(io.BytesIO(again.content))[red["name"]]["E3"].value == "second"
+    # Stopping the app stops the worker.
+    assert exports._pool is None
+    app.state.engine.dispose()
