@@ -45,10 +45,10 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
         json_serializer=_json_text,
-        # As many pooled connections as worker threads: an overflow connection is closed after
-        # each use, and opening one (with its PRAGMAs) cost a reconnect storm a third of its time.
+        # Enough pooled connections for the live hub's threads and a few requests: an overflow
+        # connection is closed after each use, and opening one (with its PRAGMAs) is not free.
         pool_size=SQLITE_POOL_SIZE,
-        max_overflow=SQLITE_POOL_SIZE,
+        max_overflow=30,
     )
 
     @event.listens_for(engine, "connect")
@@ -72,8 +72,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     return engine
 
 
-# Starlette's worker threads (anyio's default limit) are the most that use connections at once.
-SQLITE_POOL_SIZE = 40
+SQLITE_POOL_SIZE = 12
 
 
 def _json_text(value: Any) -> str:

@@ -732,7 +732,9 @@ def export_rows(
         response.raise_for_status()
         return time.monotonic() - started
 
-    export_s = export_once()
+    # The first export also starts the app's export worker process; later ones find it running.
+    first_s = export_once()
+    export_s = statistics.median(export_once() for _ in range(3))
     small = args.fanout[0] // per_team
     spacing = 0.1
     # Enough injects to span one export; the same count without it for comparison.
@@ -760,8 +762,8 @@ def export_rows(
     rows.append(
         Row(
             f"export of a {args.export_teams}-team × 10-inject workbook "
-            f"({args.export_chars}-character answers)",
-            f"{export_s:.2f} s",
+            f"({args.export_chars}-character answers), median of 3",
+            f"{export_s:.2f} s (the first, which starts the export worker: {first_s:.2f} s)",
             "≤ 1.5 s",
             verdict(export_s <= 1.5),
         )
@@ -1013,7 +1015,7 @@ def main() -> int:
     parser.add_argument("--fanout", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--injects", type=int, default=10, help="injects per fan-out run")
     parser.add_argument("--coedit-teams", type=int, default=50)
-    parser.add_argument("--edit-rate", type=int, default=1000, help="edits/s offered in total")
+    parser.add_argument("--edit-rate", type=int, default=1100, help="edits/s offered in total")
     parser.add_argument("--edit-seconds", type=float, default=10.0)
     parser.add_argument("--export-teams", type=int, default=50, help="0: skip the export rows")
     parser.add_argument("--export-chars", type=int, default=300, help="characters per answer")

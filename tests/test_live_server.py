@@ -212,3 +212,41 @@ def test_server_shutdown_closes_sockets_with_1012(app: FastAPI) -> None:
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     finally:
         live.stop()
+
+
+def test_events_reach_direct_and_ordinary_sockets_alike(
+    server: LiveServer, http: httpx.Client
+) -> None:
+    """Sockets without compression get the shared frame written directly; others the usual way."""
+    exercise = make_exercise(http)  # type: ignore[arg-type]
+    code = exercise.team(0)["join_code"]
+    plain = [join(http, code, f"Plain {n}") for n in range(2)]  # type: ignore[arg-type]
+    deflated = join(http, code, "Deflated")  # type: ignore[arg-type]
+    with contextlib.ExitStack() as stack:
+        sockets = [
+            stack.enter_context(_ws(server, "/ws/participant", member["headers"], compression=None))
+            for member in plain
+        ]
+        sockets.append(stack.enter_context(_ws(server, "/ws/participant", deflated["headers"])))
+        for ws in sockets:
+            assert '"type":"hello"' in str(ws.recv(timeout=10))
+        room = server.app.state.hub.rooms[exercise.id]
+        subscribers = {sub.audience.name: sub for sub in room.everyone()}
+        assert subscribers["Plain 0"].direct is not None
+        assert subscribers["Plain 1"].direct is not None
+        assert subscribers["Deflated"].direct is None  # compression: frames differ per socket
+        texts = [f"{n} 至急 <b>&</b>" for n in range(5)]
+        for text in texts:
+            posted = http.post(
+                f"/api/exercises/{exercise.id}/messages",
+                json={"text": text},
+                headers=exercise.headers,
+            )
+            assert posted.status_code == 201, posted.text
+        for ws in sockets:
+            got = []
+            while len(got) < len(texts):
+                message = json.loads(ws.recv(timeout=10))
+                if message["type"] == "message":
+                    got.append(message["text"])
+            assert got == texts

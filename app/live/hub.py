@@ -1,12 +1,14 @@
-"""The hub: fans stored events out to sockets, one bounded queue and writer task per socket.
+"""The hub: fans stored events out to sockets, each with a bounded queue for what must wait.
 
 Events reach the hub from `on_events`, which the database session calls after each commit
 (in whatever thread committed); the hub hands them to the event loop and publishes them
 through the broker. Per exercise with local sockets, a `Room` keeps the last seq it
 delivered: a batch whose predecessor it has not seen makes it read the missing events
 from the database, so a lost or reordered doorbell never loses or reorders an event.
-Each event is encoded once; every eligible socket gets the same text. A socket whose
-queue is full is closed with 4408 (its client reconnects and resumes) and delays no one.
+Each event is encoded once; every eligible socket gets the same text, written to it on the spot
+when nothing is waiting before it, else queued for a writer task that lives only while the queue
+has items. A socket whose queue is full is closed with 4408 (its client reconnects and resumes)
+and delays no one.
 """
 
 import asyncio
@@ -18,9 +20,9 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth.ratelimit import EditRateLimiter
@@ -30,6 +32,7 @@ from app.live import events, protocol
 from app.live import service as live
 from app.live.batcher import EditBatcher
 from app.live.broker import Batch, Broker, Envelope, MemoryBroker, batches_of
+from app.live.frames import DirectWriter, text_frame
 from app.live.models import Event
 from app.live.presence import PresenceBoard
 from app.responses import service as responses
@@ -42,6 +45,7 @@ DEFAULT_QUEUE_SIZE = 512
 # While a snapshot or replay is read, live events wait in a side buffer this many times the queue.
 BUFFER_FACTOR = 8
 CLOSE_TIMEOUT_S = 5.0
+DB_THREADS = 8
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -122,12 +126,12 @@ class Subscriber:
         self.buffer: list[Envelope] | None = []
         self.started = False
         self.closed = False
+        # Runs only while the queue has items; with none, a message goes out directly.
         self.writer: asyncio.Task[None] | None = None
-        # The writer waits for its queue with nothing in hand: a message may go out directly.
-        self.idle = False
+        self.direct = DirectWriter.of(websocket.scope)
 
-    def offer(self, envelope: Envelope) -> None:
-        """Queue a live event unless this socket already has it."""
+    def offer(self, envelope: Envelope, frame: bytes | None = None) -> None:
+        """Send or queue a live event unless this socket already has it (`frame`: its bytes)."""
         if self.closed or envelope.seq <= self.sent_seq:
             return
         if self.buffer is not None:
@@ -137,18 +141,31 @@ class Subscriber:
             self.buffer.append(envelope)
             return
         self.sent_seq = envelope.seq
+        if (
+            frame is not None
+            and self.direct is not None
+            and self.writer is None
+            and self.direct.write(frame)
+        ):
+            return
         self.send(envelope.text)
 
     def send(self, item: _Outgoing) -> None:
         if self.closed:
             return
-        if isinstance(item, str) and self.idle and self.queue.empty():
+        if isinstance(item, str) and self.writer is None and self.queue.empty():
             self._send_now(item)
             return
+        self._enqueue(item)
+
+    def _enqueue(self, item: _Outgoing) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.kill(protocol.CLOSE_TOO_SLOW)
+            return
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self.write())
 
     def _send_now(self, text: str) -> None:
         """Send on the spot when nothing is waiting: no task switch per recipient.
@@ -169,7 +186,7 @@ class Subscriber:
             # What a Task does with a future its coroutine yields: take the "blocking" mark off,
             # or awaiting the same future again later would fail.
             awaiting._asyncio_future_blocking = False
-        self.queue.put_nowait(_Unfinished(coroutine, awaiting))
+        self._enqueue(_Unfinished(coroutine, awaiting))
 
     def release(self, *, upto: int) -> None:
         """End buffering: everything up to `upto` is on its way; queue the rest of the buffer."""
@@ -194,12 +211,10 @@ class Subscriber:
             await asyncio.wait_for(self.websocket.close(code), CLOSE_TIMEOUT_S)
 
     async def write(self) -> None:
-        """The socket's only sender: queue items in order, a replay inline with back-pressure."""
+        """Sends the queued items in order (a replay inline, with back-pressure), then ends."""
         try:
-            while True:
-                self.idle = True
-                item = await self.queue.get()
-                self.idle = False
+            while not self.queue.empty():
+                item = self.queue.get_nowait()
                 if isinstance(item, str):
                     await self.websocket.send_text(item)
                 elif isinstance(item, _Unfinished):
@@ -214,6 +229,8 @@ class Subscriber:
         except SEND_ERRORS:
             # The client went away; the reader sees the disconnect and cleans up.
             self.closed = True
+        finally:
+            self.writer = None
 
     async def _replay(self, after_seq: int) -> None:
         if after_seq >= self.delivered_from:
@@ -306,6 +323,7 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.presence = PresenceBoard(announce=self._announce_presence)
         self.edits = EditBatcher(self._write_edits)
+        self._db_threads: CapacityLimiter | None = None
         # The latest hello snapshot read per (exercise, team or None for facilitators).
         self._snapshots: dict[tuple[str, str | None], asyncio.Task[live.Snapshot]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -315,6 +333,9 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        # A few threads for the sockets' database work: more only fight over the GIL (and each
+        # holds a pooled connection with its page cache), as 500 sockets coming back at once did.
+        self._db_threads = CapacityLimiter(DB_THREADS)
         self.edits.start()
         await self.broker.start(self._ingest)
 
@@ -392,8 +413,10 @@ class Hub:
 
     def _deliver(self, room: Room, envelope: Envelope) -> None:
         # A copy: a subscriber too slow for this event leaves the room while we go round it.
-        for sub in list(room.audience_of(envelope)):
-            sub.offer(envelope)
+        audience = list(room.audience_of(envelope))
+        frame = text_frame(envelope.text) if len(audience) > 1 else None
+        for sub in audience:
+            sub.offer(envelope, frame)
         if envelope.type == "participant_removed":
             self._remove_participant(room, json.loads(envelope.text))
 
@@ -454,12 +477,14 @@ class Hub:
         return session
 
     async def read(self, function: Callable[..., T], **kwargs: Any) -> T:
-        """Run a read-only service function with a fresh session in the threadpool."""
-        return await run_in_threadpool(self._run, function, True, kwargs)
+        """Run a read-only service function with a fresh session in a worker thread."""
+        return await to_thread.run_sync(self._run, function, True, kwargs, limiter=self._db_threads)
 
     async def write(self, function: Callable[..., T], **kwargs: Any) -> T:
-        """Run a service function that writes, with a fresh session in the threadpool."""
-        return await run_in_threadpool(self._run, function, False, kwargs)
+        """Run a service function that writes, with a fresh session in a worker thread."""
+        return await to_thread.run_sync(
+            self._run, function, False, kwargs, limiter=self._db_threads
+        )
 
     async def _write_edits(self, edits: list[CellEdit]) -> list[int | DomainError]:
         return await self.write(responses.write_cells, edits=edits)
@@ -499,8 +524,6 @@ class Hub:
                     participant_id=audience.participant_id,
                     name=audience.name,
                 )
-            # The writer runs before the hello is queued, so a backlog drains instead of piling up.
-            sub.writer = asyncio.get_running_loop().create_task(sub.write())
             await self._hello(sub)
             await self._read_requests(sub)
         finally:

@@ -1,0 +1,69 @@
+"""Writing an event's websocket frame straight to each socket's transport, encoded once.
+
+A server's text frame is the same bytes for every client (servers do not mask, and this app
+turns per-message compression off), so fanning an inject out to 500 sockets needs one frame,
+not 500 trips through Starlette's and uvicorn's send coroutines. This works with uvicorn's
+sans-I/O websocket protocol, which `tabletop serve` uses; with any other server (the test
+client, another ASGI server) `DirectWriter.of` finds nothing and sends take the ordinary way.
+"""
+
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+# Where the outermost middleware leaves the server's own `send` in a websocket's scope.
+SERVER_SEND = "tabletop.server_send"
+
+
+class KeepServerSend:
+    """Outermost middleware: remembers the server's `send` of each websocket (see DirectWriter)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
+
+
+def text_frame(text: str) -> bytes:
+    """The bytes of an unmasked, uncompressed, final text frame."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+
+class DirectWriter:
+    """Writes whole frames to one uvicorn websocket's transport while it is open and writable."""
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+    @classmethod
+    def of(cls, scope: Scope) -> "DirectWriter | None":
+        protocol = getattr(scope.get(SERVER_SEND), "__self__", None)
+        if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+            return None
+        connection = getattr(protocol, "conn", None)
+        if connection is None or getattr(connection, "extensions", None):
+            return None  # compression was negotiated: frames differ per socket
+        needed = ("transport", "writable", "close_sent", "handshake_complete")
+        if not all(hasattr(protocol, name) for name in needed):
+            return None
+        return cls(protocol)
+
+    def write(self, frame: bytes) -> bool:
+        """Write the frame now if the socket takes it without waiting; False: send it normally."""
+        protocol = self.protocol
+        if (
+            not protocol.handshake_complete
+            or protocol.close_sent
+            or not protocol.writable.is_set()
+            or protocol.transport.is_closing()
+            or protocol.conn.state is not State.OPEN
+            or protocol.conn.expect_continuation_frame
+        ):
+            return False
+        protocol.transport.write(frame)
+        return True
