@@ -48,8 +48,9 @@ DOC = ROOT / "docs" / "performance.md"
 ADMIN_PASSWORD = "bench-admin-password"
 # Six writers per team, each on a field of its own: versions then follow the writer's count.
 COEDIT_FIELDS = ("overview", "cause", "business_impact", "secondary_damage", "press", "notes")
-# The browser's reconnect schedule (static/js/live.js): half to all of 500 ms × 2^attempt, ≤ 15 s.
-BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 15.0
+# The browser's reconnect schedule (static/js/live.js): half to all of 500 ms × 2^attempt, ≤ 15 s;
+# after a 1012 close (the server restarts) ≤ 1 s until a hello arrives.
+BACKOFF_BASE_S, BACKOFF_CAP_S, RESTART_CAP_S = 0.5, 15.0, 1.0
 # How long a fan-out waits for stragglers before counting a message as lost.
 DRAIN_S = 15.0
 STORM_LIMIT_S = 90.0
@@ -141,6 +142,7 @@ class ClientProcess:
     ) -> None:
         """Keep one socket open; with `reconnect`, come back like the browser does after a close."""
         attempt = 0
+        restarting = False
         headers = {"Authorization": f"Bearer {seat.token}"} if seat.token else {}
         while True:
             try:
@@ -151,13 +153,17 @@ class ClientProcess:
                 seat.ws = ws
                 async for raw in ws:
                     self.receive(seat, raw, hello)
-                    attempt = 0
-            except (OSError, websockets.ConnectionClosed, TimeoutError):
+                    attempt, restarting = 0, False
+                restarting = ws.close_code == 1012
+            except websockets.ConnectionClosed as closed:
+                restarting = closed.rcvd is not None and closed.rcvd.code == 1012
+            except (OSError, TimeoutError):
                 pass
             seat.ws = None
             if not seat.reconnect:
                 return
-            ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
+            cap = RESTART_CAP_S if restarting else BACKOFF_CAP_S
+            ceiling = min(cap, BACKOFF_BASE_S * 2**attempt)
             attempt += 1
             await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
 

@@ -39,7 +39,6 @@ from app.export.schemas import (
     ArchiveSubmission,
     ArchiveTeam,
 )
-from app.export.workbook import build_workbook
 from app.live.models import Event
 from app.responses.fields import FIELD_KEYS
 from app.responses.models import ResponseCell, ResponseRevision, Submission
@@ -50,6 +49,9 @@ _JOIN_CODE_ATTEMPTS = 10
 
 def workbook(session: Session, *, exercise: Exercise) -> bytes:
     """The debrief workbook of the exercise."""
+    # Imported here: openpyxl is a tenth of the server's start-up, and most runs export once.
+    from app.export.workbook import build_workbook
+
     return build_workbook(debrief.load_results(session, exercise=exercise))
 
 

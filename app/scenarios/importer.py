@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
-from openpyxl import load_workbook
 from pydantic import ValidationError
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
@@ -178,6 +177,8 @@ def _check_header(sheet: str, row_number: int, row: Sequence[Any]) -> None:
 def _read_sheets(data: bytes) -> list[tuple[str, list[tuple[Any, ...]]]]:
     """Each sheet's rows (values only), stopping early on sheets far longer than a handout."""
     try:
+        from openpyxl import load_workbook  # here: openpyxl is a tenth of the server's start-up
+
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds on malformed parts
         raise Invalid(

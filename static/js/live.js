@@ -7,6 +7,7 @@
   const CONTROL_TYPES = new Set(["hello", "ack", "error", "presence"]);
   const BACKOFF_BASE_MS = 500;
   const BACKOFF_CAP_MS = 15000;
+  const RESTART_CAP_MS = 1000;
   const ACK_TIMEOUT_MS = 10000;
 
   class LiveSocket {
@@ -66,6 +67,9 @@
           return;
         }
         this.setState("offline");
+        // 1012: the server is restarting and will be back in a second or two; keep knocking
+        // every second instead of backing off to 15 s, until a hello says it is back.
+        if (event.code === 1012) this.restarting = true;
         this.scheduleReconnect(event.code === 4408);
       };
     }
@@ -78,6 +82,7 @@
         const reconnected = this.helloSeen;
         this.helloSeen = true;
         this.attempt = 0;
+        this.restarting = false;
         // The first snapshot is complete as of last_seq; after a gap, resume from what was seen.
         if (!reconnected) this.lastSeq = message.last_seq || 0;
         this.setState("online");
@@ -106,7 +111,8 @@
     scheduleReconnect(soon) {
       if (this.stopped) return;
       clearTimeout(this.timer);
-      const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+      const cap = this.restarting ? RESTART_CAP_MS : BACKOFF_CAP_MS;
+      const ceiling = Math.min(cap, BACKOFF_BASE_MS * 2 ** this.attempt);
       const delay = soon ? 100 : ceiling / 2 + Math.random() * (ceiling / 2);
       this.attempt += 1;
       this.timer = setTimeout(() => this.start(), delay);
