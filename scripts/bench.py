@@ -704,6 +704,8 @@ def measure(
         )
     raw_sender.close()
 
+    small = args.fanout[0] // per_team
+    rows += flood_rows(app, clients, facilitator, fan, app_send(small), small * per_team)
     if export_id is not None:
         rows += export_rows(args, app, clients, export_id, app_send, per_team)
     rows += storm(app, clients, len(seats))
@@ -712,6 +714,78 @@ def measure(
     # Co-editing: 50 teams × 6 participants, each typing into a field of their own.
     rows += coedit(args, app, clients, Facilitator(app))
     return rows
+
+
+def flood_rows(
+    app: App, clients: Clients, facilitator: Facilitator, fan: Exercise, send: Any, expected: int
+) -> list[Row]:
+    """One participant floods the server with edits; do the others' injects slow down?"""
+    from websockets.sync.client import connect as sync_connect
+
+    team = fan.teams[0]
+    target = facilitator.inject(fan, "flood target", [team["id"]])
+    with httpx.Client(base_url=app.base(0), timeout=30) as http:
+        joined = http.post("/api/join", json={"code": team["join_code"], "name": "Flooder"})
+        joined.raise_for_status()
+        token = joined.json()["token"]
+    quiet = fanout_round(clients, send, expected=expected, injects=40, spacing_s=0.05)
+    stop = threading.Event()
+    counts = {"sent": 0, "acked": 0, "refused": 0}
+
+    def flood() -> None:
+        # A greedy client: sends as fast as it can, never waits, reads what comes back.
+        with (
+            suppress(Exception),
+            sync_connect(
+                app.ws(0, "/ws/participant"),
+                additional_headers={"Authorization": f"Bearer {token}"},
+                compression=None,
+            ) as ws,
+        ):
+            ws.recv(timeout=30)  # hello
+
+            def drain() -> None:
+                with suppress(Exception):
+                    while True:
+                        kind = json.loads(ws.recv())["type"]
+                        if kind == "ack":
+                            counts["acked"] += 1
+                        elif kind == "error":
+                            counts["refused"] += 1
+
+            threading.Thread(target=drain, daemon=True).start()
+            version = 0
+            while not stop.is_set():
+                message = {
+                    "type": "edit",
+                    "inject_id": target["id"],
+                    "field": "notes",
+                    "value": f"flood {counts['sent']}",
+                    "base_version": version,
+                }
+                ws.send(json.dumps(message))
+                counts["sent"] += 1
+                version = counts["acked"]
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    started = time.monotonic()
+    flooder.start()
+    time.sleep(1.0)  # the flood is under way before measuring
+    busy = fanout_round(clients, send, expected=expected, injects=40, spacing_s=0.05)
+    stop.set()
+    flooder.join(timeout=10)
+    elapsed = time.monotonic() - started
+    rise = busy["p99"] - quiet["p99"]
+    return [
+        Row(
+            f"flood: one participant sending edits as fast as it can "
+            f"({counts['sent'] / elapsed:.0f}/s, {counts['refused']} refused): "
+            f"inject p99 to {expected} others",
+            f"{busy['p99']:.1f} ms (vs {quiet['p99']:.1f} ms: {rise:+.1f} ms); lost {busy['lost']}",
+            "rise ≤ 10 ms, 0 lost",
+            verdict(rise <= 10 and busy["lost"] == 0),
+        )
+    ]
 
 
 def export_rows(

@@ -1,11 +1,13 @@
 """Edits over the live channel: ack to the writer, `response` to teammates and facilitators."""
 
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from app.live.hub import MessageBudget
 from tests.factories import join, make_exercise, push
 from tests.test_live_ws import facilitator_ws, hello, next_message, participant_ws
 
@@ -153,3 +155,33 @@ def test_an_oversized_message_gets_an_error_then_close_1009(client: TestClient) 
         with pytest.raises(WebSocketDisconnect) as closed:
             next_message(ws)
         assert closed.value.code == 1009
+
+
+def test_message_budget_waits_once_the_burst_is_spent() -> None:
+    now = [0.0]
+    budget = MessageBudget(rate_per_s=10, burst=3, clock=lambda: now[0])
+    assert [budget.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.take() == pytest.approx(0.1)  # one token short at 10/s
+    now[0] += 0.1
+    assert budget.take() == pytest.approx(0.1)  # the waited-for token was spent; again short
+    now[0] += 10  # a quiet while refills only up to the burst
+    assert [budget.take() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.take() > 0
+
+
+def test_a_flooding_socket_is_read_at_the_budget_pace_and_loses_nothing(
+    client: TestClient,
+) -> None:
+    _exercise, _red, writer, _mate, _inject = _room(client)
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    hub.messages_per_s, hub.message_burst = 20.0, 5
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        started = time.monotonic()
+        for n in range(25):
+            ws.send_text(f'{{"type": "shout", "n": {n}}}')
+        errors = [next_message(ws) for _ in range(25)]
+        elapsed = time.monotonic() - started
+    assert [e["code"] for e in errors] == ["bad_message"] * 25  # every message answered
+    # 5 at once, then 20 at 20/s: at least a second, however fast the machine.
+    assert elapsed >= 0.9

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ DEFAULT_QUEUE_SIZE = 512
 BUFFER_FACTOR = 8
 CLOSE_TIMEOUT_S = 5.0
 DB_THREADS = 8
+SOCKET_MESSAGES_PER_S = 50.0
+SOCKET_MESSAGE_BURST = 100
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -324,6 +327,10 @@ class Hub:
         self.presence = PresenceBoard(announce=self._announce_presence)
         self.edits = EditBatcher(self._write_edits)
         self._db_threads: CapacityLimiter | None = None
+        # Messages read per socket: far above a person typing (edits are limited to 20/s
+        # anyway), far below a script flooding the server.
+        self.messages_per_s = SOCKET_MESSAGES_PER_S
+        self.message_burst = SOCKET_MESSAGE_BURST
         # The latest hello snapshot read per (exercise, team or None for facilitators).
         self._snapshots: dict[tuple[str, str | None], asyncio.Task[live.Snapshot]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -588,12 +595,18 @@ class Hub:
 
     async def _read_requests(self, sub: Subscriber) -> None:
         refusing = False
+        budget = MessageBudget(rate_per_s=self.messages_per_s, burst=self.message_burst)
         while True:
             message = await sub.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
             if refusing or sub.closed:
                 continue
+            # A socket sending faster than any person could is read at the budget's pace: the
+            # rest waits in its TCP buffers and slows the sender down, not the server.
+            wait_s = budget.take()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
             text = message.get("text")
             if text is None:
                 try:
@@ -679,6 +692,27 @@ class Hub:
             inject_id=request.inject_id if request.field else None,
             field=request.field,
         )
+
+
+class MessageBudget:
+    """A token bucket for one socket's incoming messages: how long to wait before the next."""
+
+    def __init__(
+        self, *, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def take(self) -> float:
+        """Spend one token; the seconds to wait first if there was none (0.0 if there was)."""
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate_per_s)
+        self._last = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
 
 
 def _last_seq(session: Session, *, exercise_id: str) -> int:
