@@ -185,3 +185,20 @@ def test_a_flooding_socket_is_read_at_the_budget_pace_and_loses_nothing(
     assert [e["code"] for e in errors] == ["bad_message"] * 25  # every message answered
     # 5 at once, then 20 at 20/s: at least a second, however fast the machine.
     assert elapsed >= 0.9
+
+
+def test_a_socket_that_keeps_flooding_is_closed_1008(client: TestClient) -> None:
+    _exercise, _red, writer, _mate, _inject = _room(client)
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    hub.messages_per_s, hub.message_burst, hub.flood_messages = 200.0, 2, 10
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        for n in range(30):
+            ws.send_text(f'{{"type": "shout", "n": {n}}}')
+        codes = []
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                codes.append(next_message(ws)["code"])
+    assert closed.value.code == 1008
+    assert codes[-1] == "too_many_messages"
+    assert codes[:-1] == ["bad_message"] * (len(codes) - 1)

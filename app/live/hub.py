@@ -49,6 +49,8 @@ CLOSE_TIMEOUT_S = 5.0
 DB_THREADS = 8
 SOCKET_MESSAGES_PER_S = 50.0
 SOCKET_MESSAGE_BURST = 100
+# Throttled messages in a row (10 s at the budget's pace) after which a socket is closed.
+FLOOD_MESSAGES = 500
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -331,6 +333,7 @@ class Hub:
         # anyway), far below a script flooding the server.
         self.messages_per_s = SOCKET_MESSAGES_PER_S
         self.message_burst = SOCKET_MESSAGE_BURST
+        self.flood_messages = FLOOD_MESSAGES
         # The latest hello snapshot read per (exercise, team or None for facilitators).
         self._snapshots: dict[tuple[str, str | None], asyncio.Task[live.Snapshot]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -596,6 +599,7 @@ class Hub:
     async def _read_requests(self, sub: Subscriber) -> None:
         refusing = False
         budget = MessageBudget(rate_per_s=self.messages_per_s, burst=self.message_burst)
+        throttled = 0  # consecutive messages that had to wait for the budget
         while True:
             message = await sub.websocket.receive()
             if message["type"] == "websocket.disconnect":
@@ -603,8 +607,20 @@ class Hub:
             if refusing or sub.closed:
                 continue
             # A socket sending faster than any person could is read at the budget's pace: the
-            # rest waits in its TCP buffers and slows the sender down, not the server.
+            # rest waits in its TCP buffers and slows the sender down, not the server. One that
+            # keeps it up is a script: it is closed rather than read for minutes to come.
             wait_s = budget.take()
+            throttled = throttled + 1 if wait_s > 0 else 0
+            if throttled > self.flood_messages:
+                self._error(
+                    sub,
+                    code="too_many_messages",
+                    detail="This connection sent far more messages than a person types; "
+                    "it is closed. Reload the page to reconnect.",
+                )
+                sub.send(_Close(protocol.CLOSE_FLOOD))
+                refusing = True
+                continue
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
             text = message.get("text")

@@ -17,6 +17,7 @@ CLIENT_TYPES = ("edit", "resume", "focus")
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
+CLOSE_FLOOD = 1008  # policy violation: far more messages than a person sends, for seconds
 CLOSE_TOO_BIG = 1009
 CLOSE_RESTART = 1012
 
