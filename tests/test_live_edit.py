@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from app.live.hub import MessageBudget
+from app.auth.ratelimit import MessageBudget
 from tests.factories import join, make_exercise, push
 from tests.test_live_ws import facilitator_ws, hello, next_message, participant_ws
 

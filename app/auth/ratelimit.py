@@ -154,6 +154,11 @@ class JoinGuard:
         self.overall.reset()
 
 
+def refill(tokens: float, elapsed_s: float, *, rate_per_s: float, burst: int) -> float:
+    """A token bucket's content after `elapsed_s`: refilled at the rate, never above the burst."""
+    return min(float(burst), tokens + elapsed_s * rate_per_s)
+
+
 class EditRateLimiter:
     """A token bucket per writer: bursts and the fastest typist pass, a flood is refused."""
 
@@ -171,7 +176,7 @@ class EditRateLimiter:
         with self._lock:
             now = self._clock()
             tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate_per_s)
+            tokens = refill(tokens, now - last, rate_per_s=self.rate_per_s, burst=self.burst)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
                 raise TooManyRequests(
@@ -186,3 +191,26 @@ class EditRateLimiter:
         # A bucket that has refilled completely carries no information; drop it to bound memory.
         horizon = self.burst / self.rate_per_s
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < horizon}
+
+
+class MessageBudget:
+    """A token bucket for one socket's incoming messages: how long to wait before the next."""
+
+    def __init__(
+        self, *, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def take(self) -> float:
+        """Spend one token; the seconds to wait first if there was none (0.0 if there was)."""
+        now = self._clock()
+        self._tokens = refill(
+            self._tokens, now - self._last, rate_per_s=self.rate_per_s, burst=self.burst
+        )
+        self._last = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.auth.ratelimit import EditRateLimiter
+from app.auth.ratelimit import EditRateLimiter, MessageBudget
 from app.db import reading, utcnow
 from app.errors import DomainError
 from app.live import events, protocol
@@ -708,27 +707,6 @@ class Hub:
             inject_id=request.inject_id if request.field else None,
             field=request.field,
         )
-
-
-class MessageBudget:
-    """A token bucket for one socket's incoming messages: how long to wait before the next."""
-
-    def __init__(
-        self, *, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock()
-
-    def take(self) -> float:
-        """Spend one token; the seconds to wait first if there was none (0.0 if there was)."""
-        now = self._clock()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate_per_s)
-        self._last = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
 
 
 def _last_seq(session: Session, *, exercise_id: str) -> int:
