@@ -122,7 +122,9 @@ class Subscriber:
         self.websocket = websocket
         self.audience = audience
         self.edit_limiter = edit_limiter
-        self.queue: asyncio.Queue[_Outgoing] = asyncio.Queue(maxsize=hub.queue_size)
+        # What waits to be sent, in order; made only when something has to wait (most sockets
+        # never need it, and 500 of them add up).
+        self.pending: deque[_Outgoing] | None = None
         # Highest event seq handed to the writer; (delivered_from, sent_seq] reached the client.
         self.sent_seq = 0
         self.delivered_from = 0
@@ -157,17 +159,18 @@ class Subscriber:
     def send(self, item: _Outgoing) -> None:
         if self.closed:
             return
-        if isinstance(item, str) and self.writer is None and self.queue.empty():
+        if isinstance(item, str) and self.writer is None and not self.pending:
             self._send_now(item)
             return
         self._enqueue(item)
 
     def _enqueue(self, item: _Outgoing) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if self.pending is None:
+            self.pending = deque()
+        if len(self.pending) >= self.hub.queue_size:
             self.kill(protocol.CLOSE_TOO_SLOW)
             return
+        self.pending.append(item)
         if self.writer is None:
             self.writer = asyncio.get_running_loop().create_task(self.write())
 
@@ -217,8 +220,8 @@ class Subscriber:
     async def write(self) -> None:
         """Sends the queued items in order (a replay inline, with back-pressure), then ends."""
         try:
-            while not self.queue.empty():
-                item = self.queue.get_nowait()
+            while self.pending:
+                item = self.pending.popleft()
                 if isinstance(item, str):
                     await self.websocket.send_text(item)
                 elif isinstance(item, _Unfinished):
@@ -235,6 +238,8 @@ class Subscriber:
             self.closed = True
         finally:
             self.writer = None
+            if not self.pending:
+                self.pending = None
 
     async def _replay(self, after_seq: int) -> None:
         if after_seq >= self.delivered_from:
