@@ -1,13 +1,14 @@
 """Store an event with the change it describes, and ring the bell only after the commit."""
 
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import and_, func, or_, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, insert, text
 from sqlmodel import Session, col, select
 
 from app.live.models import Event
@@ -58,6 +59,9 @@ class NewEvent:
     team_ids: list[str] | None = None
 
 
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+
 def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> list[Event]:
     """Append many events in one statement, in order, in the caller's transaction.
 
@@ -79,10 +83,28 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
         }
         for item in new
     ]
-    seqs = session.scalars(
-        insert(Event).returning(col(Event.seq), sort_by_parameter_order=True), rows
+    # One executemany, then the new seqs read back: under each exercise's lock, an exercise's
+    # events after its previous seq are exactly these, in insertion order. (INSERT … RETURNING
+    # with ordered results runs one statement per row on SQLite.)
+    session.execute(_EVENTS.insert(), rows)
+    exercise_ids = list(dict.fromkeys(row["exercise_id"] for row in rows))
+    found = session.execute(
+        select(col(Event.exercise_id), col(Event.seq))
+        .where(
+            or_(
+                *(
+                    and_(col(Event.exercise_id) == x, col(Event.seq) > previous[x])
+                    for x in exercise_ids
+                )
+            )
+        )
+        .order_by(col(Event.seq))
     ).all()
-    stored = [Event(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
+    seqs: dict[str, deque[int]] = {}
+    for exercise_id, seq in found:
+        seqs.setdefault(exercise_id, deque()).append(seq)
+    # model_construct: the values are already valid, and validating them again cost 6x.
+    stored = [Event.model_construct(seq=seqs[row["exercise_id"]].popleft(), **row) for row in rows]
     session.info.setdefault(_PENDING, []).extend(stored)
     return stored
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -254,7 +254,7 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
         return outcomes
     _store_cells(session, current={key: current[key] for key in changed}, now=now)
     session.execute(
-        insert(ResponseRevision),
+        ResponseRevision.__table__.insert(),  # type: ignore[attr-defined]
         [
             {
                 "team_id": edit.team_id,
@@ -311,11 +311,25 @@ def _store_cells(
     ]
     new = [row for row, cell in zip(rows, current.values(), strict=True) if not cell.stored]
     old = [row for row, cell in zip(rows, current.values(), strict=True) if cell.stored]
+    # Core statements on the table: one executemany each (the ORM's bulk UPDATE ran one
+    # statement per row).
     if new:
-        session.execute(insert(ResponseCell), new)
+        session.execute(_CELLS.insert(), new)
     if old:
-        # Bulk UPDATE by primary key (SQLAlchemy's executemany form of ORM updates).
-        session.execute(update(ResponseCell), old)
+        session.execute(
+            _UPDATE_CELL,
+            [{f"key_{k}": row[k] for k in _KEY} | {k: row[k] for k in _SET} for row in old],
+        )
+
+
+_CELLS = ResponseCell.__table__  # type: ignore[attr-defined]
+_KEY = ("team_id", "inject_id", "field")
+_SET = ("value", "version", "updated_by", "updated_at")
+_UPDATE_CELL = (
+    _CELLS.update()
+    .where(*(_CELLS.c[k] == bindparam(f"key_{k}") for k in _KEY))
+    .values({k: bindparam(k) for k in _SET})
+)
 
 
 def cells_of(session: Session, *, team_id: str) -> list[ResponseCell]:
