@@ -2,6 +2,10 @@
 
 import io
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -48,6 +52,51 @@ def test_the_worker_process_builds_the_workbook(
         client.put(url, json={"value": "second", "base_version": 1}, headers=member["headers"])
         again = client.get(f"/api/exercises/{exercise.id}/export.xlsx", headers=exercise.headers)
         assert load_workbook(io.BytesIO(again.content))[red["name"]]["E3"].value == "second"
-    # Stopping the app stops the worker.
+    # Stopping the app stops the worker and waits for it.
     assert exports._pool is None
+    for pid in worker_pids:
+        assert not _alive(pid)
     app.state.engine.dispose()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone but for its exit status.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+WORKER_OWNER = """
+import os, sys
+from app.db import migrate
+from app.export.worker import ExportWorker
+url = sys.argv[1]
+migrate(url)
+worker = ExportWorker(database_url=url, separate_process=True)
+try:
+    worker.workbook(exercise_id="no-such-exercise")
+except Exception:
+    pass
+print(next(iter(worker._pool._processes)), flush=True)
+os._exit(0)  # as kill -9 would: no shutdown of the pool
+"""
+
+
+def test_the_worker_leaves_when_the_server_dies(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'owner.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_OWNER, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.strip().splitlines()[-1])
+    deadline = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pid)

@@ -9,7 +9,9 @@ is the truth), and returns the finished bytes.
 """
 
 import multiprocessing
+import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -61,15 +63,32 @@ class ExportWorker:
             if self._pool is None:
                 # spawn, not fork: the server has threads and an event loop a fork would copy.
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=context,
+                    initializer=_leave_with_parent,
+                    initargs=(os.getpid(),),
+                )
             pool = self._pool
         return pool.submit(build_workbook_for, self.database_url, exercise_id).result()
 
-    def _discard(self) -> None:
+    def _discard(self, *, wait: bool = False) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
 
     def shutdown(self) -> None:
-        self._discard()
+        """Stop the worker and wait for it, so no process outlives the server."""
+        self._discard(wait=True)
+
+
+def _leave_with_parent(parent_pid: int) -> None:
+    """In the worker: exit when the server is gone, however it went (even kill -9)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
