@@ -1,7 +1,5 @@
 """Guessing join codes: a lock-out per address, a server-wide budget, and rooms that still join."""
 
-from pathlib import Path
-
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -11,7 +9,6 @@ from app.config import Settings
 from app.errors import TooManyRequests
 from tests.factories import join, make_exercise
 
-ROOT = Path(__file__).resolve().parent.parent
 WRONG = {"code": "AAAAAAAA", "name": "Guesser"}
 
 
@@ -98,15 +95,9 @@ def test_the_overall_budget_refuses_recent_failers_and_lets_fresh_clients_join()
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url,
-        scenarios_dir=ROOT / "scenarios",
-        sqlite_synchronous="NORMAL",
-        failed_join_limit=6,
-        failed_join_global_limit=12,
-        _env_file=None,  # type: ignore[call-arg]
-    )
+def settings(settings: Settings) -> Settings:
+    # The suite's settings (tests/conftest.py), with a server-wide budget small enough to spend.
+    return settings.model_copy(update={"failed_join_global_limit": 12})
 
 
 def _from(app: FastAPI, address: str) -> TestClient:
