@@ -6,16 +6,20 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
-from sqlalchemy import Column, DateTime, event
+from sqlalchemy import Column, DateTime, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
+from starlette.concurrency import run_in_threadpool
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -97,15 +101,28 @@ def create_all(engine: Engine) -> None:
     SQLModel.metadata.create_all(engine)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request, closed afterwards; services own the commit."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request, closed afterwards; services own the commit.
+
+    Opened and closed on the event loop rather than by a worker thread each way (two thread
+    hops of every request): opening does no I/O, nor does closing a session whose service
+    committed, as the connection went back to the pool then. One still in a transaction
+    (a read, an error) is rolled back and closed in a worker thread, whatever cancels the request.
+    """
     from app.live import events  # here, not at the top: the event model itself imports this module
 
     engine: Engine = request.app.state.engine
     bind = reading(engine) if request.method in SAFE_METHODS else engine
-    with Session(bind, expire_on_commit=False) as session:
-        events.listen(session, request.app.state.on_events)
+    session = Session(bind, expire_on_commit=False)
+    events.listen(session, request.app.state.on_events)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+        else:
+            session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -193,8 +210,30 @@ def alembic_config(url: str) -> "AlembicConfig":
     return config
 
 
+# The newest migration's revision. A database already there skips Alembic on start (importing
+# and running it is a tenth of a cold start); tests/test_migrations.py keeps this equal to the
+# head of migrations/versions.
+SCHEMA_HEAD = "0002"
+
+
+def schema_revisions(url: str) -> list[str]:
+    """The revisions recorded in the database at `url`; none for a new or unreadable one."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            )
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema."""
+    if schema_revisions(url) == [SCHEMA_HEAD]:
+        return
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")

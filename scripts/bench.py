@@ -49,8 +49,8 @@ ADMIN_PASSWORD = "bench-admin-password"
 # Six writers per team, each on a field of its own: versions then follow the writer's count.
 COEDIT_FIELDS = ("overview", "cause", "business_impact", "secondary_damage", "press", "notes")
 # The browser's reconnect schedule (static/js/live.js): half to all of 500 ms × 2^attempt, ≤ 15 s;
-# after a 1012 close (the server restarts) ≤ 1 s until a hello arrives.
-BACKOFF_BASE_S, BACKOFF_CAP_S, RESTART_CAP_S = 0.5, 15.0, 1.0
+# after a 1012 close (the server restarts) ≤ 0.5 s until a hello arrives.
+BACKOFF_BASE_S, BACKOFF_CAP_S, RESTART_CAP_S = 0.5, 15.0, 0.5
 # How long a fan-out waits for stragglers before counting a message as lost.
 DRAIN_S = 15.0
 STORM_LIMIT_S = 90.0

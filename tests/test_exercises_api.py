@@ -254,3 +254,26 @@ def test_facilitator_removes_a_participant(client: TestClient) -> None:
         f"/api/exercises/{exercise.id}/participants/nope", headers=exercise.headers
     )
     assert missing.status_code == 404
+
+
+def test_every_request_gives_its_database_connection_back(client: TestClient) -> None:
+    """Sessions close on the event loop after a commit and in a thread otherwise: none leaks."""
+    pool = client.app.state.engine.pool  # type: ignore[attr-defined]
+    exercise = make_exercise(client)
+    participant = join(client, exercise.teams[0]["join_code"])
+    push(client, exercise)
+    team = exercise.teams[0]["id"]
+    done = [
+        client.get(f"/api/exercises/{exercise.id}", headers=exercise.headers),  # a read
+        client.get(f"/api/teams/{team}/injects", headers=participant["headers"]),
+        client.post(f"/api/exercises/{exercise.id}/injects", json={}, headers=exercise.headers),
+        client.post(  # refused inside the service, after its queries: rolled back
+            f"/api/exercises/{exercise.id}/injects",
+            json={"scenario_id": "no-such-scenario"},
+            headers=exercise.headers,
+        ),
+        client.get("/api/exercises/nope", headers=exercise.headers),
+        client.get("/api/exercises", headers={"Authorization": "Bearer f_forged"}),
+    ]
+    assert [r.status_code for r in done] == [200, 200, 422, 404, 404, 401]
+    assert pool.checkedout() == 0

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401
-from app.db import make_engine, migrate
+from app.db import SCHEMA_HEAD, make_engine, migrate, schema_revisions
 
 
 def _assert_matches_models(url: str) -> None:
@@ -38,6 +38,28 @@ def test_upgrade_head_on_empty_sqlite_matches_models(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_upgrade_head_on_empty_postgres_matches_models(empty_postgres_url: str) -> None:
     _assert_matches_models(empty_postgres_url)
+
+
+def test_schema_head_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from app.db import alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == [SCHEMA_HEAD]
+
+
+def test_an_older_database_is_still_upgraded(tmp_path: Path) -> None:
+    """The start-up shortcut only skips a database that is already at the head."""
+    from alembic import command
+
+    from app.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    assert schema_revisions(url) == []
+    command.upgrade(alembic_config(url), "0001")
+    assert schema_revisions(url) == ["0001"]
+    _assert_matches_models(url)
+    assert schema_revisions(url) == [SCHEMA_HEAD]
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from app.auth import service
@@ -73,27 +74,32 @@ def check_cookie_origin(request: Request, found: Credential) -> None:
         )
 
 
-def optional_facilitator(request: Request, session: SessionDep) -> Facilitator | None:
+# The dependencies below are coroutines that go to a worker thread only for a query: FastAPI
+# would run a plain function in a thread even to find that there is no token (a request pays
+# each thread hop with several context switches).
+
+
+async def optional_facilitator(request: Request, session: SessionDep) -> Facilitator | None:
     found = credential(request, cookie=FACILITATOR_COOKIE, prefix=service.FACILITATOR_TOKEN_PREFIX)
     if found is None:
         return None
-    facilitator = service.facilitator_for_token(session, token=found.token)
+    facilitator = await run_in_threadpool(service.facilitator_for_token, session, token=found.token)
     if facilitator is not None:
         check_cookie_origin(request, found)
     return facilitator
 
 
-def optional_participant(request: Request, session: SessionDep) -> Participant | None:
+async def optional_participant(request: Request, session: SessionDep) -> Participant | None:
     found = credential(request, cookie=PARTICIPANT_COOKIE, prefix=service.PARTICIPANT_TOKEN_PREFIX)
     if found is None:
         return None
-    participant = service.participant_for_token(session, token=found.token)
+    participant = await run_in_threadpool(service.participant_for_token, session, token=found.token)
     if participant is not None:
         check_cookie_origin(request, found)
     return participant
 
 
-def require_facilitator(
+async def require_facilitator(
     facilitator: Annotated[Facilitator | None, Depends(optional_facilitator)],
     participant: Annotated[Participant | None, Depends(optional_participant)],
 ) -> Facilitator:
@@ -127,7 +133,7 @@ class Actor:
         return self.facilitator.username
 
 
-def require_actor(
+async def require_actor(
     facilitator: Annotated[Facilitator | None, Depends(optional_facilitator)],
     participant: Annotated[Participant | None, Depends(optional_participant)],
 ) -> Actor:

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -54,13 +54,19 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
     )
 
 
+_TEAM_ORDER = (col(Team.position), col(Team.created_at))
+
+
 def teams_of(session: Session, *, exercise_id: str) -> list[Team]:
     return list(
-        session.exec(
-            select(Team)
-            .where(Team.exercise_id == exercise_id)
-            .order_by(col(Team.position), col(Team.created_at))
-        )
+        session.exec(select(Team).where(Team.exercise_id == exercise_id).order_by(*_TEAM_ORDER))
+    )
+
+
+def team_ids_of(session: Session, *, exercise_id: str) -> list[str]:
+    """The ids of teams_of, without loading the rows: an inject's delivery waits on this."""
+    return list(
+        session.exec(select(Team.id).where(Team.exercise_id == exercise_id).order_by(*_TEAM_ORDER))
     )
 
 
@@ -192,12 +198,13 @@ def require_running(exercise: Exercise, *, doing: str) -> None:
 def _resolve_team_ids(
     session: Session, *, exercise: Exercise, team_ids: list[str] | None
 ) -> list[str]:
-    teams = [team.id for team in teams_of(session, exercise_id=exercise.id)]
+    teams = team_ids_of(session, exercise_id=exercise.id)
     if team_ids is None:
         if not teams:
             raise Invalid("The exercise has no team yet; add a team first.", code="no_teams")
         return teams
-    unknown = [tid for tid in team_ids if tid not in teams]
+    known = set(teams)
+    unknown = [tid for tid in team_ids if tid not in known]
     if unknown:
         raise Invalid(
             f"team_ids names teams that are not in this exercise: {', '.join(unknown[:10])}.",
@@ -254,7 +261,9 @@ def deliver_inject(
             "source": data.source or "",
             "receiving": data.receiving or "",
         }
-    position = len(session.exec(select(Inject.id).where(Inject.exercise_id == exercise.id)).all())
+    position = session.exec(
+        select(func.count()).select_from(Inject).where(Inject.exercise_id == exercise.id)
+    ).one()
     inject = Inject(
         exercise_id=exercise.id,
         position=position + 1,

@@ -1,6 +1,7 @@
 """REST endpoints of exercises, teams, injects and messages."""
 
 from fastapi import APIRouter, status
+from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import CurrentFacilitator
 from app.db import SessionDep
@@ -97,11 +98,15 @@ def remove_participant(participant_id: str, exercise: OwnedExercise, session: Se
     response_model=InjectRead,
     status_code=status.HTTP_201_CREATED,
 )
-def deliver_inject(
+async def deliver_inject(
     body: InjectCreate, exercise: OwnedExercise, session: SessionDep, library: Library
 ) -> InjectRead:
     """Deliver a library scenario, one of its follow-ups, or the facilitator's own text."""
-    return service.deliver_inject(session, exercise=exercise, data=body, library=library)
+    # A coroutine with one explicit thread hop for the database: as a plain function FastAPI
+    # would also validate the response in a thread, and every participant waits on this one.
+    return await run_in_threadpool(
+        service.deliver_inject, session, exercise=exercise, data=body, library=library
+    )
 
 
 @router.post(
