@@ -344,24 +344,30 @@ def injects_of(
     session: Session, *, exercise_id: str, team_id: str | None = None
 ) -> list[InjectRead]:
     """The exercise's injects in delivery order, or only those delivered to one team."""
-    rows = session.exec(
-        select(Inject, InjectTarget.team_id)
-        .join(InjectTarget, col(InjectTarget.inject_id) == col(Inject.id))
-        .where(Inject.exercise_id == exercise_id)
-        .order_by(col(Inject.position))
-    ).all()
+    in_order = (
+        select(Inject).where(Inject.exercise_id == exercise_id).order_by(col(Inject.position))
+    )
+    if team_id is not None:
+        # Only this team's rows: after a restart each of 50 teams asks at once, and reading
+        # every team's targets each time made that 50 × teams × injects rows.
+        # A team's view names only that team: other teams' ids are none of its business.
+        delivered = session.exec(
+            in_order.join(InjectTarget, col(InjectTarget.inject_id) == col(Inject.id)).where(
+                InjectTarget.team_id == team_id
+            )
+        )
+        return [inject_read(inject, [team_id]) for inject in delivered]
     targets: dict[str, list[str]] = {}
-    injects: dict[str, Inject] = {}
-    for inject, target in rows:
-        injects[inject.id] = inject
-        targets.setdefault(inject.id, []).append(target)
-    if team_id is None:
-        return [inject_read(inject, targets[inject.id]) for inject in injects.values()]
-    # A team's view names only that team: other teams' ids are none of its business.
+    for inject_id, target in session.exec(
+        select(InjectTarget.inject_id, InjectTarget.team_id)
+        .join(Inject, col(Inject.id) == col(InjectTarget.inject_id))
+        .where(Inject.exercise_id == exercise_id)
+    ):
+        targets.setdefault(inject_id, []).append(target)
     return [
-        inject_read(inject, [team_id])
-        for inject in injects.values()
-        if team_id in targets[inject.id]
+        inject_read(inject, targets[inject.id])
+        for inject in session.exec(in_order)
+        if inject.id in targets
     ]
 
 
