@@ -235,6 +235,10 @@ def test_events_reach_direct_and_ordinary_sockets_alike(
         assert subscribers["Plain 0"].direct is not None
         assert subscribers["Plain 1"].direct is not None
         assert subscribers["Deflated"].direct is None  # compression: frames differ per socket
+        for name in ("Plain 0", "Plain 1"):
+            # Accepted: the server keeps neither the handshake request nor its response.
+            protocol = subscribers[name].direct.protocol  # type: ignore[union-attr]
+            assert protocol.request is None and protocol.response is None
         texts = [f"{n} 至急 <b>&</b>" for n in range(5)]
         for text in texts:
             posted = http.post(

@@ -7,6 +7,7 @@ sans-I/O websocket protocol, which `tabletop serve` uses; with any other server 
 client, another ASGI server) `DirectWriter.of` finds nothing and sends take the ordinary way.
 """
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -23,10 +24,11 @@ class KeepServerSend:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # The app's own coroutine, not one of ours around it, which would live as long as the socket.
         if scope["type"] == "websocket":
             scope[SERVER_SEND] = send
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def text_frame(text: str) -> bytes:
@@ -52,6 +54,18 @@ class DirectWriter:
         if not all(hasattr(protocol, name) for name in needed):
             return None
         return cls(protocol)
+
+    def forget_handshake(self) -> None:
+        """Let go of the server's copy of the handshake request and response once accepted.
+
+        uvicorn needs them only to answer the handshake, yet keeps them as long as the socket
+        lives: a few KiB per participant (more with a browser's cookies and headers).
+        """
+        protocol = self.protocol
+        if protocol.handshake_complete:
+            for name in ("request", "response"):
+                if hasattr(protocol, name):
+                    setattr(protocol, name, None)
 
     def write(self, frame: bytes) -> bool:
         """Write the frame now if the socket takes it without waiting; False: send it normally."""

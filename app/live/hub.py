@@ -111,6 +111,22 @@ async def _finish(coroutine: Coroutine[Any, Any, None], awaiting: Any) -> None:
 class Subscriber:
     """One socket: its queue, its writer task, and how far its event stream has got."""
 
+    # One per connected participant: slots keep each a few hundred bytes smaller.
+    __slots__ = (
+        "audience",
+        "buffer",
+        "closed",
+        "delivered_from",
+        "direct",
+        "edit_limiter",
+        "hub",
+        "pending",
+        "sent_seq",
+        "started",
+        "websocket",
+        "writer",
+    )
+
     def __init__(
         self,
         hub: "Hub",
@@ -135,6 +151,8 @@ class Subscriber:
         # Runs only while the queue has items; with none, a message goes out directly.
         self.writer: asyncio.Task[None] | None = None
         self.direct = DirectWriter.of(websocket.scope)
+        if self.direct is not None:
+            self.direct.forget_handshake()
 
     def offer(self, envelope: Envelope, frame: bytes | None = None) -> None:
         """Send or queue a live event unless this socket already has it (`frame`: its bytes)."""
