@@ -5,6 +5,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
@@ -74,40 +75,61 @@ def check_cookie_origin(request: Request, found: Credential) -> None:
         )
 
 
+def facilitator_of(request: Request, session: Session) -> Facilitator | None:
+    """The facilitator whose token or cookie came with the request (queries: call in a thread)."""
+    found = credential(request, cookie=FACILITATOR_COOKIE, prefix=service.FACILITATOR_TOKEN_PREFIX)
+    facilitator = service.facilitator_for_token(session, token=found.token) if found else None
+    if found is not None and facilitator is not None:
+        check_cookie_origin(request, found)
+    return facilitator
+
+
+def participant_of(request: Request, session: Session) -> Participant | None:
+    """The participant whose token or cookie came with the request (queries: call in a thread)."""
+    found = credential(request, cookie=PARTICIPANT_COOKIE, prefix=service.PARTICIPANT_TOKEN_PREFIX)
+    participant = service.participant_for_token(session, token=found.token) if found else None
+    if found is not None and participant is not None:
+        check_cookie_origin(request, found)
+    return participant
+
+
+def facilitator_required(request: Request, session: Session) -> Facilitator:
+    """The requesting facilitator, or the refusal for anyone else (queries: call in a thread)."""
+    facilitator = facilitator_of(request, session)
+    if facilitator is not None:
+        return facilitator
+    if participant_of(request, session) is not None:
+        raise Forbidden("Only a facilitator may do this.", code="facilitator_only")
+    raise Unauthorized("Log in as a facilitator first.")
+
+
 # The dependencies below are coroutines that go to a worker thread only for a query: FastAPI
 # would run a plain function in a thread even to find that there is no token (a request pays
 # each thread hop with several context switches).
 
 
+def _has_credential(request: Request, *, cookie: str, prefix: str) -> bool:
+    return credential(request, cookie=cookie, prefix=prefix) is not None
+
+
 async def optional_facilitator(request: Request, session: SessionDep) -> Facilitator | None:
-    found = credential(request, cookie=FACILITATOR_COOKIE, prefix=service.FACILITATOR_TOKEN_PREFIX)
-    if found is None:
+    if not _has_credential(
+        request, cookie=FACILITATOR_COOKIE, prefix=service.FACILITATOR_TOKEN_PREFIX
+    ):
         return None
-    facilitator = await run_in_threadpool(service.facilitator_for_token, session, token=found.token)
-    if facilitator is not None:
-        check_cookie_origin(request, found)
-    return facilitator
+    return await run_in_threadpool(facilitator_of, request, session)
 
 
 async def optional_participant(request: Request, session: SessionDep) -> Participant | None:
-    found = credential(request, cookie=PARTICIPANT_COOKIE, prefix=service.PARTICIPANT_TOKEN_PREFIX)
-    if found is None:
+    if not _has_credential(
+        request, cookie=PARTICIPANT_COOKIE, prefix=service.PARTICIPANT_TOKEN_PREFIX
+    ):
         return None
-    participant = await run_in_threadpool(service.participant_for_token, session, token=found.token)
-    if participant is not None:
-        check_cookie_origin(request, found)
-    return participant
+    return await run_in_threadpool(participant_of, request, session)
 
 
-async def require_facilitator(
-    facilitator: Annotated[Facilitator | None, Depends(optional_facilitator)],
-    participant: Annotated[Participant | None, Depends(optional_participant)],
-) -> Facilitator:
-    if facilitator is not None:
-        return facilitator
-    if participant is not None:
-        raise Forbidden("Only a facilitator may do this.", code="facilitator_only")
-    raise Unauthorized("Log in as a facilitator first.")
+async def require_facilitator(request: Request, session: SessionDep) -> Facilitator:
+    return await run_in_threadpool(facilitator_required, request, session)
 
 
 @dataclass(frozen=True)

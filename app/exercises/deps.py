@@ -4,8 +4,9 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import Actor, CurrentActor, CurrentFacilitator
+from app.auth.deps import Actor, CurrentActor, facilitator_required
 from app.db import SessionDep
 from app.errors import Forbidden, NotFound
 from app.exercises import service
@@ -13,10 +14,14 @@ from app.exercises.models import Exercise, Team
 from app.scenarios.loader import ScenarioLibrary
 
 
-def owned_exercise(
-    exercise_id: str, session: SessionDep, facilitator: CurrentFacilitator
-) -> Exercise:
-    return service.get_owned(session, exercise_id=exercise_id, owner=facilitator)
+async def owned_exercise(exercise_id: str, request: Request, session: SessionDep) -> Exercise:
+    """The requesting facilitator's exercise: who asks and what, in one trip to a worker thread."""
+
+    def load() -> Exercise:
+        owner = facilitator_required(request, session)
+        return service.get_owned(session, exercise_id=exercise_id, owner=owner)
+
+    return await run_in_threadpool(load)
 
 
 @dataclass(frozen=True)
