@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -54,6 +54,7 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
     )
 
 
+_INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
 _TEAM_ORDER = (col(Team.position), col(Team.created_at))
 
 
@@ -280,10 +281,10 @@ def deliver_inject(
     )
     session.add(inject)
     session.flush()
-    # One executemany, not an ORM object per team: an inject to 50 teams is a facilitator's
-    # click that every participant is waiting for.
+    # One plain executemany on the table, not an ORM object per team nor the ORM's bulk insert
+    # (a third of the delivery's time): every participant is waiting for this click.
     session.execute(
-        insert(InjectTarget), [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
+        _INJECT_TARGETS.insert(), [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
     )
     read = inject_read(inject, team_ids)
     events.record(
