@@ -1,5 +1,7 @@
 """Presence: who is online in a team and which field they are in."""
 
+import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -7,6 +9,8 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
+from app.live.broker import PresenceNote
+from app.live.presence import PresenceBoard
 from tests.factories import join, make_exercise, push
 from tests.test_live_ws import facilitator_ws, hello, participant_ws
 
@@ -100,3 +104,113 @@ def test_a_removed_participant_is_told_closed_4403_and_leaves_the_list(
             mate, lambda m: all(p["name"] != "Hanako" for p in m["participants"])
         )
         assert [p["name"] for p in gone["participants"]] == ["Taro"]
+
+
+class _Processes:
+    """Two presence boards as two server processes would hold them, their notes carried by hand."""
+
+    def __init__(self, refresh_s: float = 10.0) -> None:
+        self.announced: dict[str, list[dict[str, Any]]] = {"one": [], "two": []}
+        self.notes: list[tuple[str, PresenceNote]] = []
+        self.boards = {
+            name: PresenceBoard(
+                announce=lambda _e, _t, body, name=name: self.announced[name].append(body),
+                publish=lambda note, name=name: self.notes.append((name, note)),
+                interval_s=0.0,
+                refresh_s=refresh_s,
+            )
+            for name in ("one", "two")
+        }
+
+    async def settle(self) -> None:
+        """Let batched announcements go out and carry every published note to the other board."""
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            notes, self.notes = self.notes, []
+            for sender, note in notes:
+                for name, board in self.boards.items():
+                    if name != sender:
+                        board.merge_note(note)
+
+    def seen_by(self, name: str, team_id: str) -> dict[str, dict[str, Any]]:
+        view = self.boards[name].view(team_id)
+        return {p["name"]: p for p in view["participants"]}
+
+
+@pytest.mark.anyio
+async def test_notes_carry_presence_between_processes() -> None:
+    procs = _Processes()
+    one, two = procs.boards["one"], procs.boards["two"]
+    one.connect(exercise_id="ex", team_id="red", participant_id="p1", name="Hanako")
+    two.connect(exercise_id="ex", team_id="red", participant_id="p2", name="Taro")
+    await procs.settle()
+    # Each process knows a teammate it never had a socket for, online, by name.
+    assert procs.seen_by("one", "red")["Taro"]["online"] is True
+    assert procs.seen_by("two", "red")["Hanako"]["online"] is True
+    two.focus(team_id="red", participant_id="p2", inject_id="i1", field="cause")
+    await procs.settle()
+    assert procs.seen_by("one", "red")["Taro"] == {
+        "id": "p2",
+        "name": "Taro",
+        "online": True,
+        "field": "cause",
+        "inject_id": "i1",
+    }
+    # The announcement to process one's sockets carried it too.
+    assert any(
+        {"id": "p2", "name": "Taro", "online": True, "field": "cause", "inject_id": "i1"}
+        in body["participants"]
+        for body in procs.announced["one"]
+    )
+    # The last socket on process two leaves, and the exercise with it: one hears of it at once.
+    two.disconnect(team_id="red", participant_id="p2")
+    two.forget_exercise("ex")
+    await procs.settle()
+    assert procs.seen_by("one", "red")["Taro"] == {"id": "p2", "name": "Taro", "online": False}
+    one.close()
+    two.close()
+
+
+@pytest.mark.anyio
+async def test_a_process_that_starts_following_asks_and_is_told() -> None:
+    procs = _Processes()
+    one, two = procs.boards["one"], procs.boards["two"]
+    one.connect(exercise_id="ex", team_id="red", participant_id="p1", name="Hanako")
+    await asyncio.sleep(0.02)
+    procs.notes.clear()  # process two was not listening yet: the note never reached it
+    assert procs.seen_by("two", "red") == {}
+    two.ask("ex")
+    await procs.settle()
+    assert procs.seen_by("two", "red")["Hanako"]["online"] is True
+    one.close()
+    two.close()
+
+
+@pytest.mark.anyio
+async def test_a_silent_process_s_participants_go_offline_when_its_notes_expire() -> None:
+    procs = _Processes(refresh_s=0.05)
+    one, two = procs.boards["one"], procs.boards["two"]
+    one.start()
+    two.start()
+    one.connect(exercise_id="ex", team_id="red", participant_id="p1", name="Hanako")
+    two.connect(exercise_id="ex", team_id="red", participant_id="p2", name="Taro")
+    await procs.settle()
+    # Refreshed notes keep Taro online well past one note's lifetime (3 refreshes).
+    for _ in range(6):
+        await procs.settle()
+        await asyncio.sleep(0.05)
+    assert procs.seen_by("one", "red")["Taro"]["online"] is True
+    two.close()  # process two dies: no more notes, no goodbye, and what it sent last is lost
+    procs.boards.pop("two")
+    procs.notes.clear()
+    await asyncio.sleep(0.3)
+    assert procs.seen_by("one", "red")["Taro"]["online"] is False
+    assert procs.seen_by("one", "red")["Hanako"]["online"] is True
+    one.close()
+
+
+def test_a_note_survives_the_wire() -> None:
+    note = PresenceNote(
+        origin="o", exercise_id="ex", team_id="red", online={"p": ("花子", "i", None)}, ttl_s=30
+    )
+    assert PresenceNote.from_raw(json.loads(note.to_json())) == note

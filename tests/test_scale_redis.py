@@ -219,6 +219,47 @@ def test_an_inject_pushed_through_one_process_reaches_sockets_on_both(cluster: C
     assert len({m["seq"] for m in received}) == 1
 
 
+def _presence_of(ws: ClientConnection, name: str, wanted: Any) -> dict[str, Any]:
+    """The participant's entry in the first presence message that satisfies `wanted`."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"no presence of {name} as wanted arrived"
+        message = json.loads(ws.recv(timeout=remaining))
+        if message["type"] != "presence":
+            continue
+        entry = next((p for p in message["participants"] if p["name"] == name), None)
+        if entry is not None and wanted(entry):
+            return entry
+
+
+def test_teammates_on_different_processes_see_each_other_online(cluster: Cluster) -> None:
+    drill = _drill(cluster)
+    red = drill.teams[0]
+    inject = _push(cluster.one, cluster, drill, "Presence")
+    facilitator_path = f"/ws/exercises/{drill.id}/facilitator"
+    with (
+        _socket(cluster.one, "/ws/participant", _join(cluster.one, red, "Hanako")) as near,
+        _socket(cluster.one, facilitator_path, cluster.headers) as console,
+    ):
+        with _socket(cluster.two, "/ws/participant", _join(cluster.two, red, "Taro")) as far:
+            for watcher in (near, console):
+                assert _presence_of(watcher, "Taro", lambda p: p["online"])["online"] is True
+            # Process two learnt of Hanako from process one's note, not from a socket of its own.
+            assert _presence_of(far, "Hanako", lambda p: p["online"])["online"] is True
+            far.send(json.dumps({"type": "focus", "inject_id": inject["id"], "field": "cause"}))
+            for watcher in (near, console):
+                focused = _presence_of(watcher, "Taro", lambda p: "field" in p)
+                assert (focused["field"], focused["inject_id"]) == ("cause", inject["id"])
+        # Taro's only socket on process two closed: process one hears at once, not on expiry.
+        for watcher in (near, console):
+            assert _presence_of(watcher, "Taro", lambda p: not p["online"]) == {
+                "id": focused["id"],
+                "name": "Taro",
+                "online": False,
+            }
+
+
 def test_delivery_resumes_after_a_redis_restart_with_nothing_lost(cluster: Cluster) -> None:
     drill = _drill(cluster)
     red = drill.teams[0]

@@ -22,8 +22,10 @@ it is back; the hub then catches up from the database. `Batch.to_json()` /
 `Batch.from_json()` give the wire form for a network backend; events carry their
 message already encoded, so no process encodes an event more than once.
 
-Presence (who is online, who is focused on which field) is process-local for now; a
-multi-process backend should carry it too (see `app.live.presence`).
+Presence (who is online, who is focused on which field) is not stored: each process
+publishes `PresenceNote`s about its own sockets with `publish_presence`, and a backend hands
+the other processes' notes of subscribed exercises to `on_presence` (see `app.live.presence`;
+notes are refreshed on a timer, so a lost one only delays the list).
 """
 
 import json
@@ -89,7 +91,10 @@ class Batch:
 
     @classmethod
     def from_json(cls, data: str | bytes) -> "Batch":
-        raw = json.loads(data)
+        return cls.from_raw(json.loads(data))
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> "Batch":
         return cls(
             exercise_id=raw["exercise_id"],
             prev_seq=raw["prev_seq"],
@@ -102,6 +107,47 @@ class Batch:
                 )
                 for seq, teams, text, type in raw["events"]
             ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceNote:
+    """One process's own part of a team's presence; `team_id` None asks for the others' notes."""
+
+    origin: str
+    exercise_id: str
+    team_id: str | None
+    # Participant id -> (name, inject id, field) of those with a socket on that process.
+    online: dict[str, tuple[str, str | None, str | None]]
+    # How long the note holds without a newer one from the same process.
+    ttl_s: float
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "presence": {
+                    "origin": self.origin,
+                    "exercise_id": self.exercise_id,
+                    "team_id": self.team_id,
+                    "online": {pid: list(state) for pid, state in self.online.items()},
+                    "ttl_s": self.ttl_s,
+                }
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> "PresenceNote":
+        note = raw["presence"]
+        return cls(
+            origin=str(note["origin"]),
+            exercise_id=str(note["exercise_id"]),
+            team_id=note["team_id"],
+            online={
+                pid: (name, inject, field) for pid, (name, inject, field) in note["online"].items()
+            },
+            ttl_s=float(note["ttl_s"]),
         )
 
 
@@ -118,16 +164,21 @@ def batches_of(committed: list[Event]) -> list[Batch]:
 
 
 BatchHandler = Callable[[Batch], None]
+PresenceHandler = Callable[[PresenceNote], None]
 
 
 class Broker(Protocol):
     """Carries batches between server processes; see the module docstring for the rules."""
 
-    async def start(self, on_batch: BatchHandler) -> None: ...
+    async def start(
+        self, on_batch: BatchHandler, on_presence: PresenceHandler | None = None
+    ) -> None: ...
 
     async def stop(self) -> None: ...
 
     def publish(self, batch: Batch) -> None: ...
+
+    def publish_presence(self, note: PresenceNote) -> None: ...
 
     async def subscribe(self, exercise_id: str) -> None: ...
 
@@ -141,7 +192,9 @@ class MemoryBroker:
         self._on_batch: BatchHandler | None = None
         self._subscribed: set[str] = set()
 
-    async def start(self, on_batch: BatchHandler) -> None:
+    async def start(
+        self, on_batch: BatchHandler, on_presence: PresenceHandler | None = None
+    ) -> None:
         self._on_batch = on_batch
 
     async def stop(self) -> None:
@@ -151,6 +204,9 @@ class MemoryBroker:
     def publish(self, batch: Batch) -> None:
         if self._on_batch is not None and batch.exercise_id in self._subscribed:
             self._on_batch(batch)
+
+    def publish_presence(self, note: PresenceNote) -> None:
+        """One process: there is nobody else to tell."""
 
     async def subscribe(self, exercise_id: str) -> None:
         self._subscribed.add(exercise_id)

@@ -348,7 +348,10 @@ class Hub:
         self.broker: Broker = broker or MemoryBroker()
         self.queue_size = queue_size
         self.rooms: dict[str, Room] = {}
-        self.presence = PresenceBoard(announce=self._announce_presence)
+        self.presence = PresenceBoard(
+            announce=self._announce_presence,
+            publish=None if isinstance(self.broker, MemoryBroker) else self.broker.publish_presence,
+        )
         self.edits = EditBatcher(self._write_edits)
         self._db_threads: CapacityLimiter | None = None
         # Messages read per socket: far above a person typing (edits are limited to 20/s
@@ -369,7 +372,8 @@ class Hub:
         # holds a pooled connection with its page cache), as 500 sockets coming back at once did.
         self._db_threads = CapacityLimiter(DB_THREADS)
         self.edits.start()
-        await self.broker.start(self._ingest)
+        self.presence.start()
+        await self.broker.start(self._ingest, self.presence.merge_note)
 
     async def stop(self) -> None:
         """Close every socket with 1012 (server restart): clients reconnect and resume."""
@@ -471,6 +475,7 @@ class Hub:
         room = self.rooms[exercise_id] = Room(exercise_id)
         room.add(sub)
         await self.broker.subscribe(exercise_id)
+        self.presence.ask(exercise_id)
         # Batches that arrive meanwhile wait in the backlog and are sorted out against this.
         room.cursor = await self.read(_last_seq, exercise_id=exercise_id)
         self._drain(room)
@@ -560,11 +565,13 @@ class Hub:
             await self._read_requests(sub)
         finally:
             sub.closed = True
-            self.leave(sub)
+            # Before leaving: the last socket's leaving forgets the exercise's presence here, and
+            # the other processes must first hear that this participant went.
             if audience.team_id is not None and audience.participant_id is not None:
                 self.presence.disconnect(
                     team_id=audience.team_id, participant_id=audience.participant_id
                 )
+            self.leave(sub)
             if sub.writer is not None and not sub.writer.done():
                 sub.writer.cancel()
 

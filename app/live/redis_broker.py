@@ -15,12 +15,13 @@ exponential backoff, subscribes again to every followed exercise and hands the h
 `Batch.resync` for each, because pub/sub is at-most-once and messages published meanwhile
 are gone. Redis-py's own silent reconnects are turned off for the same reason.
 
-Presence stays per process (see `app.live.presence`): a participant sees teammates
-connected to the same process as online; edits, injects and every other event cross.
+Presence notes (see `app.live.presence`) travel on the same exercise channels and the same
+outbox; they are not stored, and a lost one is made good by the sender's next refresh.
 """
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -30,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from app.live.broker import Batch, BatchHandler
+from app.live.broker import Batch, BatchHandler, PresenceHandler, PresenceNote
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ class RedisBroker:
         self._redis: Redis | None = None
         self._listener: Redis | None = None
         self._on_batch: BatchHandler | None = None
+        self._on_presence: PresenceHandler | None = None
         self._subscribed: set[str] = set()
-        self._outbox: asyncio.Queue[Batch] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._outbox: asyncio.Queue[Batch | PresenceNote] = asyncio.Queue(maxsize=QUEUE_SIZE)
         # Exercises whose batches may not have reached the other processes.
         self._unsent: set[str] = set()
         self._pubsub: PubSub | None = None
@@ -70,8 +72,11 @@ class RedisBroker:
         # How many times the listener has connected: 1, plus one per reconnect.
         self.connections = 0
 
-    async def start(self, on_batch: BatchHandler) -> None:
+    async def start(
+        self, on_batch: BatchHandler, on_presence: PresenceHandler | None = None
+    ) -> None:
         self._on_batch = on_batch
+        self._on_presence = on_presence
         # A pooled connection is stale after a Redis restart: a publish may retry once on a fresh
         # one (a duplicate is harmless). The subscription must never reconnect behind our back.
         self._redis = self._client(retries=1)
@@ -100,7 +105,7 @@ class RedisBroker:
                 with contextlib.suppress(*BROKEN):
                     await client.aclose()
         self._redis = self._listener = None
-        self._on_batch = None
+        self._on_batch = self._on_presence = None
         self._subscribed.clear()
 
     # -- publishing --------------------------------------------------------------------------
@@ -113,11 +118,16 @@ class RedisBroker:
         except asyncio.QueueFull:
             self._unsent.add(batch.exercise_id)
 
+    def publish_presence(self, note: PresenceNote) -> None:
+        # Dropped when the outbox is full: the note is sent again at the next refresh.
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(note)
+
     async def _send(self) -> None:
         """The only sender: drains the outbox in order; after a failure, resyncs what was lost."""
         delay = BACKOFF_MIN_S
         while True:
-            batches: list[Batch] = []
+            batches: list[Batch | PresenceNote] = []
             if self._unsent:
                 # Retry the resyncs after the backoff even if nothing new is published.
                 with contextlib.suppress(TimeoutError):
@@ -131,12 +141,14 @@ class RedisBroker:
                 delay = BACKOFF_MIN_S
             except BROKEN as exc:
                 log.warning("Redis publish failed (%s); peers will resync from the database", exc)
-                self._unsent.update(b.exercise_id for b in batches)
+                self._unsent.update(b.exercise_id for b in batches if isinstance(b, Batch))
                 while not self._outbox.empty():
-                    self._unsent.add(self._outbox.get_nowait().exercise_id)
+                    lost = self._outbox.get_nowait()
+                    if isinstance(lost, Batch):
+                        self._unsent.add(lost.exercise_id)
                 delay = min(delay * 2, BACKOFF_MAX_S)
 
-    async def _publish_all(self, batches: list[Batch]) -> None:
+    async def _publish_all(self, batches: list[Batch | PresenceNote]) -> None:
         assert self._redis is not None
         resyncs = [Batch.resync(exercise_id) for exercise_id in sorted(self._unsent)]
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -245,12 +257,18 @@ class RedisBroker:
 
     def _deliver(self, data: Any) -> None:
         try:
-            batch = Batch.from_json(data)
+            raw = json.loads(data)
+            message = PresenceNote.from_raw(raw) if "presence" in raw else Batch.from_raw(raw)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed message on the Redis broker")
             return
-        if self._on_batch is not None and batch.exercise_id in self._subscribed:
-            self._on_batch(batch)
+        if message.exercise_id not in self._subscribed:
+            return
+        if isinstance(message, PresenceNote):
+            if self._on_presence is not None:
+                self._on_presence(message)
+        elif self._on_batch is not None:
+            self._on_batch(message)
 
     async def _drop_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
