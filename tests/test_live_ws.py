@@ -252,3 +252,19 @@ def test_resume_from_a_seq_never_sent_skips_nothing_live(client: TestClient) -> 
         live = broadcast(client, exercise, "still here")
         message = next_message(ws)
         assert (message["seq"], message["text"]) == (live["seq"], "still here")
+
+
+def test_fields_join_an_encoded_object_without_encoding_it_again() -> None:
+    from app.live.protocol import with_fields
+
+    shared = json.dumps({"injects": [{"title": "至急"}]}, ensure_ascii=False)
+    joined = with_fields(shared, {"at": "now", "you": {"名": 1}}, raw={"snapshot": '{"a":[1]}'})
+    assert json.loads(joined) == {
+        "injects": [{"title": "至急"}],
+        "at": "now",
+        "you": {"名": 1},
+        "snapshot": {"a": [1]},
+    }
+    assert json.loads(with_fields("{}", {"x": 1})) == {"x": 1}
+    assert json.loads(with_fields("{}", {}, raw={"k": "2"})) == {"k": 2}
+    assert with_fields(shared, {}) == shared

@@ -583,20 +583,22 @@ class Hub:
                 exercise_id=audience.exercise_id, team_id=team_id, roster=roster
             )
         at = utcnow().isoformat()
-        body = {
-            **snap.body,
-            "server_time": at,
-            "presence": [self.presence.view(team_id) for team_id in snap.rosters],
-        }
+        # The snapshot's bulk is encoded once for the team's sockets; each adds its own parts.
+        body = protocol.with_fields(
+            snap.encoded_body,
+            {
+                "server_time": at,
+                "presence": [self.presence.view(team_id) for team_id in snap.rosters],
+            },
+        )
         fields: dict[str, Any] = {"exercise": snap.exercise}
         if snap.team is not None:
             fields["team"] = snap.team
             fields["you"] = {"id": audience.participant_id, "name": audience.name}
-        sub.send(
-            protocol.server_message(
-                "hello", seq=snap.last_seq, at=at, last_seq=snap.last_seq, snapshot=body, **fields
-            )
+        hello = protocol.server_message(
+            "hello", seq=snap.last_seq, at=at, last_seq=snap.last_seq, **fields
         )
+        sub.send(protocol.with_fields(hello, {}, raw={"snapshot": body}))
         sub.started = True
         sub.delivered_from = snap.last_seq
         sub.release(upto=snap.last_seq)

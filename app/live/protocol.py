@@ -105,6 +105,18 @@ def server_message(type: str, *, seq: int, at: str | None = None, **fields: Any)
     return encode({"type": type, "seq": seq, "at": at or utcnow().isoformat(), **fields})
 
 
+def with_fields(encoded: str, fields: dict[str, Any], raw: dict[str, str] | None = None) -> str:
+    """An encoded JSON object with more fields: `fields` to encode, `raw` already encoded."""
+    parts = [
+        encode(fields)[1:-1],
+        *(f"{json.dumps(key, ensure_ascii=False)}:{value}" for key, value in (raw or {}).items()),
+    ]
+    extra = ",".join(part for part in parts if part)
+    if not extra:
+        return encoded
+    return f"{encoded[:-1]}{',' if encoded != '{}' else ''}{extra}}}"
+
+
 def error(*, seq: int, code: str, detail: str, client_ref: Any = None, **extra: Any) -> str:
     body: dict[str, Any] = {"code": code, "detail": detail, **extra}
     if client_ref is not None:

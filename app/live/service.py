@@ -1,6 +1,7 @@
 """Database work of the live channel: who a socket is, the hello snapshot, replays and edits."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -10,6 +11,7 @@ from app.auth.models import Facilitator
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, Participant, Team
 from app.live import events
+from app.live.broker import encode
 from app.live.models import Event
 from app.responses.models import ResponseCell, Submission
 
@@ -37,6 +39,11 @@ class Snapshot:
     body: dict[str, Any]
     # team id → [(participant id, name)], for the presence lists.
     rosters: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    @cached_property
+    def encoded_body(self) -> str:
+        """`body` as JSON, encoded once for every socket the snapshot serves."""
+        return encode(self.body)
 
 
 def participant_by_token(session: Session, *, token: str) -> Participant | None:
