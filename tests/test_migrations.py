@@ -93,3 +93,29 @@ def test_sqlite_reads_do_not_queue_behind_a_writer(tmp_path: Path) -> None:
         assert client.get("/api/exercises").status_code == 401
         writer.rollback()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_that_died_while_idle_is_replaced(
+    empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections are pinged after sitting idle, so a restarted database costs no error."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    import app.db
+
+    engine = make_engine(empty_postgres_url)
+    admin = create_engine(empty_postgres_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            first = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with admin.connect() as connection:  # the server ends it while it sits in the pool
+            connection.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
+        monkeypatch.setattr(app.db, "PING_AFTER_IDLE_S", 0.0)  # it has been idle long enough
+        with engine.connect() as connection:
+            second = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        assert second != first
+    finally:
+        engine.dispose()
+        admin.dispose()
