@@ -48,7 +48,8 @@ def team_access(team_id: str, session: SessionDep, actor: CurrentActor) -> TeamA
     raise NotFound("No such team.", code="team_not_found")
 
 
-def scenario_library(request: Request) -> ScenarioLibrary:
+async def scenario_library(request: Request) -> ScenarioLibrary:
+    # A coroutine: as a plain function FastAPI would send this attribute read to a worker thread.
     library: ScenarioLibrary = request.app.state.scenarios
     return library
 

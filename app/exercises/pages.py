@@ -66,7 +66,7 @@ def login_redirect(_request: Request, exc: Exception) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(exc.path)}", status_code=303)
 
 
-def require_page_facilitator(request: Request, facilitator: MaybeFacilitator) -> Facilitator:
+async def require_page_facilitator(request: Request, facilitator: MaybeFacilitator) -> Facilitator:
     if facilitator is None:
         raise LoginRequired(request.url.path)
     return facilitator
