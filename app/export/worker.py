@@ -4,8 +4,10 @@ Building a 50-team workbook is a second of pure Python. In a thread of the serve
 holds the GIL, and the event loop, which gives the GIL up on every socket send, then waits up to
 the interpreter's switch interval (5 ms) to get it back, send after send: an inject to 100
 participants took 400 ms longer during an export. A separate process has a GIL of its own and
-shares only the CPU. It is started on the first export, reads the database itself (the database
-is the truth), and returns the finished bytes.
+shares only the CPU, and it yields the CPU to live delivery (it runs at a lower priority:
+an export may take a little longer on a busy machine, a participant's update may not). It is
+started on the first export, reads the database itself (the database is the truth), and
+returns the finished bytes.
 """
 
 import multiprocessing
@@ -24,6 +26,8 @@ from app.exercises.models import Exercise
 from app.export import service
 
 _engines: dict[str, Engine] = {}
+# The worker's niceness above the server's (Unix): the scheduler then favours the live hub.
+WORKER_NICENESS = 10
 
 
 def build_workbook_for(database_url: str, exercise_id: str) -> bytes:
@@ -66,7 +70,7 @@ class ExportWorker:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1,
                     mp_context=context,
-                    initializer=_leave_with_parent,
+                    initializer=_start_worker,
                     initargs=(os.getpid(),),
                 )
             pool = self._pool
@@ -81,6 +85,13 @@ class ExportWorker:
     def shutdown(self) -> None:
         """Stop the worker and wait for it, so no process outlives the server."""
         self._discard(wait=True)
+
+
+def _start_worker(parent_pid: int) -> None:
+    """In the worker: step back for live delivery, and leave when the server does."""
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
+    _leave_with_parent(parent_pid)
 
 
 def _leave_with_parent(parent_pid: int) -> None:
