@@ -3,6 +3,7 @@
 import re
 from datetime import datetime
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.auth.service import JOIN_CODE_ALPHABET
@@ -277,3 +278,31 @@ def test_every_request_gives_its_database_connection_back(client: TestClient) ->
     ]
     assert [r.status_code for r in done] == [200, 200, 422, 404, 404, 401]
     assert pool.checkedout() == 0
+
+
+def test_a_database_that_does_not_answer_gets_503_and_a_sentence(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from app.exercises import service
+
+    exercise = make_exercise(client)
+
+    def gone(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError(
+            "INSERT INTO inject …", {}, Exception("server closed the connection")
+        )
+
+    monkeypatch.setattr(service, "deliver_inject", gone)
+    response = client.post(
+        f"/api/exercises/{exercise.id}/injects",
+        json={"scenario_id": "jnsa-2018-01"},
+        headers=exercise.headers,
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    body = response.json()
+    assert body["code"] == "database_unavailable"
+    assert "try again" in body["detail"]
+    assert "INSERT" not in body["detail"]  # no SQL or driver text reaches the client
