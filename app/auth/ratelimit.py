@@ -4,6 +4,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from app.errors import TooManyRequests
 
@@ -154,29 +155,32 @@ class JoinGuard:
         self.overall.reset()
 
 
-def refill(tokens: float, elapsed_s: float, *, rate_per_s: float, burst: int) -> float:
-    """A token bucket's content after `elapsed_s`: refilled at the rate, never above the burst."""
-    return min(float(burst), tokens + elapsed_s * rate_per_s)
+@dataclass(kw_only=True, eq=False)
+class _TokenBucket:
+    """The shape every token bucket here shares: a rate, a burst and a clock."""
+
+    rate_per_s: float
+    burst: int
+    clock: Callable[[], float] = time.monotonic
+
+    def _refill(self, tokens: float, elapsed_s: float) -> float:
+        """A bucket's content after `elapsed_s`: refilled at the rate, never above the burst."""
+        return min(float(self.burst), tokens + elapsed_s * self.rate_per_s)
 
 
-class EditRateLimiter:
+@dataclass(kw_only=True, eq=False)
+class EditRateLimiter(_TokenBucket):
     """A token bucket per writer: bursts and the fastest typist pass, a flood is refused."""
 
-    def __init__(
-        self, *, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def take(self, key: str) -> None:
         """Spend one token for `key`, or raise 429 when its bucket is empty."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = refill(tokens, now - last, rate_per_s=self.rate_per_s, burst=self.burst)
+            tokens = self._refill(tokens, now - last)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
                 raise TooManyRequests(
@@ -193,24 +197,21 @@ class EditRateLimiter:
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < horizon}
 
 
-class MessageBudget:
+@dataclass(kw_only=True, eq=False)
+class MessageBudget(_TokenBucket):
     """A token bucket for one socket's incoming messages: how long to wait before the next."""
 
-    def __init__(
-        self, *, rate_per_s: float, burst: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock()
+    _tokens: float = field(init=False)
+    _last: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._tokens = float(self.burst)
+        self._last = self.clock()
 
     def take(self) -> float:
         """Spend one token; the seconds to wait first if there was none (0.0 if there was)."""
-        now = self._clock()
-        self._tokens = refill(
-            self._tokens, now - self._last, rate_per_s=self.rate_per_s, burst=self.burst
-        )
+        now = self.clock()
+        self._tokens = self._refill(self._tokens, now - self._last)
         self._last = now
         self._tokens -= 1.0
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate_per_s
