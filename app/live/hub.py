@@ -349,8 +349,7 @@ class Hub:
         self.queue_size = queue_size
         self.rooms: dict[str, Room] = {}
         self.presence = PresenceBoard(
-            announce=self._announce_presence,
-            publish=None if isinstance(self.broker, MemoryBroker) else self.broker.publish_presence,
+            announce=self._announce_presence, publish=self.broker.publish_presence
         )
         self.edits = EditBatcher(self._write_edits)
         self._db_threads: CapacityLimiter | None = None
