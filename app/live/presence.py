@@ -85,7 +85,7 @@ class PresenceBoard:
         self._refresher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Refresh this process's notes and expire the others' on a timer (a one-process broker drops them)."""
+        """Refresh this process's notes and expire the others' on a timer."""
         if self._publish is not None:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh())
 
