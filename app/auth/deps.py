@@ -1,7 +1,7 @@
 """Who is asking: token extraction, the current facilitator or participant, and Origin checks."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -75,9 +75,13 @@ def check_cookie_origin(request: Request, found: Credential) -> None:
         )
 
 
+def facilitator_credential(request: Request) -> Credential | None:
+    return credential(request, cookie=FACILITATOR_COOKIE, prefix=service.FACILITATOR_TOKEN_PREFIX)
+
+
 def facilitator_of(request: Request, session: Session) -> Facilitator | None:
     """The facilitator whose token or cookie came with the request (queries: call in a thread)."""
-    found = credential(request, cookie=FACILITATOR_COOKIE, prefix=service.FACILITATOR_TOKEN_PREFIX)
+    found = facilitator_credential(request)
     facilitator = service.facilitator_for_token(session, token=found.token) if found else None
     if found is not None and facilitator is not None:
         check_cookie_origin(request, found)
@@ -98,6 +102,11 @@ def facilitator_required(request: Request, session: Session) -> Facilitator:
     facilitator = facilitator_of(request, session)
     if facilitator is not None:
         return facilitator
+    refuse_non_facilitator(request, session)
+
+
+def refuse_non_facilitator(request: Request, session: Session) -> NoReturn:
+    """The refusal for a request without a valid facilitator credential (queries: in a thread)."""
     if participant_of(request, session) is not None:
         raise Forbidden("Only a facilitator may do this.", code="facilitator_only")
     raise Unauthorized("Log in as a facilitator first.")

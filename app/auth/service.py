@@ -8,6 +8,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, delete, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.auth.models import Facilitator, LoginToken
 from app.db import utcnow
@@ -115,14 +116,21 @@ def facilitator_for_token(session: Session, *, token: str) -> Facilitator | None
     """The facilitator a live token belongs to."""
     if not token.startswith(FACILITATOR_TOKEN_PREFIX):
         return None
-    # One query, not the token row and then its facilitator: every facilitator request pays it.
-    return session.exec(
+    return session.exec(facilitator_of_token(token)).first()
+
+
+def facilitator_of_token(token: str) -> SelectOfScalar[Facilitator]:
+    """The query for a live token's facilitator, to run as it is or joined to what is asked for.
+
+    One query, not the token row and then its facilitator: every facilitator request pays it.
+    """
+    return (
         select(Facilitator)
         .join(LoginToken, col(LoginToken.facilitator_id) == col(Facilitator.id))
         .where(
             col(LoginToken.token_hash) == hash_token(token), col(LoginToken.expires_at) > utcnow()
         )
-    ).first()
+    )
 
 
 def participant_for_token(session: Session, *, token: str) -> Participant | None:

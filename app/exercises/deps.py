@@ -6,7 +6,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.auth.deps import Actor, CurrentActor, facilitator_required
+from app.auth.deps import (
+    Actor,
+    CurrentActor,
+    check_cookie_origin,
+    facilitator_credential,
+    refuse_non_facilitator,
+)
 from app.db import SessionDep
 from app.errors import Forbidden, NotFound
 from app.exercises import service
@@ -15,11 +21,18 @@ from app.scenarios.loader import ScenarioLibrary
 
 
 async def owned_exercise(exercise_id: str, request: Request, session: SessionDep) -> Exercise:
-    """The requesting facilitator's exercise: who asks and what, in one trip to a worker thread."""
+    """The requesting facilitator's exercise: who asks and what, in one query in one thread trip."""
 
     def load() -> Exercise:
-        owner = facilitator_required(request, session)
-        return service.get_owned(session, exercise_id=exercise_id, owner=owner)
+        found = facilitator_credential(request)
+        if found is not None:
+            owned = service.owned_via_token(session, token=found.token, exercise_id=exercise_id)
+            if owned is not None:
+                check_cookie_origin(request, found)
+                if owned.exercise is None:
+                    raise NotFound("No such exercise.", code="exercise_not_found")
+                return owned.exercise
+        refuse_non_facilitator(request, session)
 
     return await run_in_threadpool(load)
 

@@ -1,9 +1,10 @@
 """The exercise rules: creation, the state machine, teams, inject delivery and messages."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -36,6 +37,32 @@ TRANSITIONS: dict[str, tuple[frozenset[ExerciseStatus], ExerciseStatus]] = {
 _JOIN_CODE_ATTEMPTS = 10
 
 
+@dataclass(frozen=True)
+class Owned:
+    """A token's facilitator and their exercise of the id asked for (None: no such exercise)."""
+
+    owner: Facilitator
+    exercise: Exercise | None
+
+
+def owned_via_token(session: Session, *, token: str, exercise_id: str) -> Owned | None:
+    """Who a facilitator token belongs to and their exercise, in one query (None: no such token).
+
+    Every facilitator request about an exercise starts here, the inject's delivery among them.
+    """
+    if not token.startswith(auth.FACILITATOR_TOKEN_PREFIX):
+        return None
+    found = session.execute(  # rows of both, where session.exec would keep only the first
+        auth.facilitator_of_token(token)
+        .add_columns(Exercise)
+        .outerjoin(
+            Exercise,
+            and_(col(Exercise.id) == exercise_id, col(Exercise.owner_id) == col(Facilitator.id)),
+        )
+    ).first()
+    return None if found is None else Owned(owner=found[0], exercise=found[1])
+
+
 def get_owned(session: Session, *, exercise_id: str, owner: Facilitator) -> Exercise:
     """The exercise if this facilitator owns it; others' exercises do not exist for them."""
     exercise = session.get(Exercise, exercise_id)
@@ -55,6 +82,7 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
 
 
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
+_INJECTS = Inject.__table__  # type: ignore[attr-defined]
 _TEAM_ORDER = (col(Team.position), col(Team.created_at))
 
 
@@ -199,7 +227,11 @@ def require_running(exercise: Exercise, *, doing: str) -> None:
 def _resolve_team_ids(
     session: Session, *, exercise: Exercise, team_ids: list[str] | None
 ) -> list[str]:
-    teams = team_ids_of(session, exercise_id=exercise.id)
+    return _chosen_teams(team_ids_of(session, exercise_id=exercise.id), team_ids)
+
+
+def _chosen_teams(teams: list[str], team_ids: list[str] | None) -> list[str]:
+    """The teams asked for (None: all of `teams`), checked against the exercise's `teams`."""
     if team_ids is None:
         if not teams:
             raise Invalid("The exercise has no team yet; add a team first.", code="no_teams")
@@ -250,7 +282,15 @@ def deliver_inject(
 ) -> InjectRead:
     """Copy the incident into the exercise and deliver it to the chosen teams."""
     require_running(exercise, doing="injects can be delivered")
-    team_ids = _resolve_team_ids(session, exercise=exercise, team_ids=data.team_ids)
+    # The teams and the number of injects so far in one query: every participant waits on this.
+    delivered = select(func.count()).where(Inject.exercise_id == exercise.id).scalar_subquery()
+    rows = session.execute(
+        select(col(Team.id), delivered)
+        .where(Team.exercise_id == exercise.id)
+        .order_by(*_TEAM_ORDER)
+    ).all()
+    team_ids = _chosen_teams([team_id for team_id, _ in rows], data.team_ids)
+    position = (rows[0][1] if rows else 0) + 1
     if data.scenario_id is not None:
         texts = _scenario_texts(library, scenario_id=data.scenario_id, followup_id=data.followup_id)
         own = texts[exercise.locale]
@@ -262,12 +302,9 @@ def deliver_inject(
             "source": data.source or "",
             "receiving": data.receiving or "",
         }
-    position = session.exec(
-        select(func.count()).select_from(Inject).where(Inject.exercise_id == exercise.id)
-    ).one()
     inject = Inject(
         exercise_id=exercise.id,
-        position=position + 1,
+        position=position,
         scenario_id=data.scenario_id,
         followup_id=data.followup_id,
         texts=texts,
@@ -279,10 +316,9 @@ def deliver_inject(
         source=own["source"],
         receiving=own["receiving"],
     )
-    session.add(inject)
-    session.flush()
-    # One plain executemany on the table, not an ORM object per team nor the ORM's bulk insert
-    # (a third of the delivery's time): every participant is waiting for this click.
+    # Plain inserts on the tables, not the ORM's unit of work nor an ORM object per team (each
+    # took several times as long): every participant is waiting for this click.
+    session.execute(_INJECTS.insert(), [inject.model_dump()])
     session.execute(
         _INJECT_TARGETS.insert(), [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
     )
