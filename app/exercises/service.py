@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -83,6 +84,7 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
 
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
 _INJECTS = Inject.__table__  # type: ignore[attr-defined]
+_TEAMS = Team.__table__  # type: ignore[attr-defined]
 _TEAM_ORDER = (col(Team.position), col(Team.created_at))
 
 
@@ -283,12 +285,19 @@ def deliver_inject(
     """Copy the incident into the exercise and deliver it to the chosen teams."""
     require_running(exercise, doing="injects can be delivered")
     # The teams and the number of injects so far in one query: every participant waits on this.
-    delivered = select(func.count()).where(Inject.exercise_id == exercise.id).scalar_subquery()
-    rows = session.execute(
-        select(col(Team.id), delivered)
-        .where(Team.exercise_id == exercise.id)
-        .order_by(*_TEAM_ORDER)
-    ).all()
+    # Core on the tables through the connection: the ORM's select of plain columns took twice as long.
+    delivered = (
+        sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise.id).scalar_subquery()
+    )
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(_TEAMS.c.id, delivered)
+            .where(_TEAMS.c.exercise_id == exercise.id)
+            .order_by(_TEAMS.c.position, _TEAMS.c.created_at)
+        )
+        .all()
+    )
     team_ids = _chosen_teams([team_id for team_id, _ in rows], data.team_ids)
     position = (rows[0][1] if rows else 0) + 1
     if data.scenario_id is not None:

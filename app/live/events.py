@@ -119,7 +119,12 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
 
 def last_seq(session: Session, *, exercise_id: str) -> int:
     """The exercise's newest stored seq (0 before its first event)."""
-    found = session.exec(select(func.max(Event.seq)).where(Event.exercise_id == exercise_id)).one()
+    # Core through the connection: every write of the exercise reads this first.
+    found = (
+        session.connection()
+        .execute(select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise_id))
+        .scalar()
+    )
     return int(found or 0)
 
 
