@@ -1,7 +1,7 @@
 """Who is asking: token extraction, the current facilitator or participant, and Origin checks."""
 
 from dataclasses import dataclass
-from typing import Annotated, NoReturn
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -102,11 +102,6 @@ def facilitator_required(request: Request, session: Session) -> Facilitator:
     facilitator = facilitator_of(request, session)
     if facilitator is not None:
         return facilitator
-    refuse_non_facilitator(request, session)
-
-
-def refuse_non_facilitator(request: Request, session: Session) -> NoReturn:
-    """The refusal for a request without a valid facilitator credential (queries: in a thread)."""
     if participant_of(request, session) is not None:
         raise Forbidden("Only a facilitator may do this.", code="facilitator_only")
     raise Unauthorized("Log in as a facilitator first.")

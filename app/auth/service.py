@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, delete, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -127,9 +128,14 @@ def facilitator_of_token(token: str) -> SelectOfScalar[Facilitator]:
     return (
         select(Facilitator)
         .join(LoginToken, col(LoginToken.facilitator_id) == col(Facilitator.id))
-        .where(
-            col(LoginToken.token_hash) == hash_token(token), col(LoginToken.expires_at) > utcnow()
-        )
+        .where(is_live_token(token))
+    )
+
+
+def is_live_token(token: str) -> ColumnElement[bool]:
+    """The condition on LoginToken for this token, unexpired."""
+    return and_(
+        col(LoginToken.token_hash) == hash_token(token), col(LoginToken.expires_at) > utcnow()
     )
 
 

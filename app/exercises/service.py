@@ -1,16 +1,15 @@
 """The exercise rules: creation, the state machine, teams, inject delivery and messages."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.auth import service as auth
-from app.auth.models import Facilitator
+from app.auth.models import Facilitator, LoginToken
 from app.db import utcnow
 from app.errors import Invalid, InvalidState, NotFound
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
@@ -38,30 +37,19 @@ TRANSITIONS: dict[str, tuple[frozenset[ExerciseStatus], ExerciseStatus]] = {
 _JOIN_CODE_ATTEMPTS = 10
 
 
-@dataclass(frozen=True)
-class Owned:
-    """A token's facilitator and their exercise of the id asked for (None: no such exercise)."""
+def owned_via_token(session: Session, *, token: str, exercise_id: str) -> Exercise | None:
+    """The exercise if the token is a live facilitator token of its owner, in one query.
 
-    owner: Facilitator
-    exercise: Exercise | None
-
-
-def owned_via_token(session: Session, *, token: str, exercise_id: str) -> Owned | None:
-    """Who a facilitator token belongs to and their exercise, in one query (None: no such token).
-
-    Every facilitator request about an exercise starts here, the inject's delivery among them.
+    Every facilitator request about an exercise starts here, the inject's delivery among them;
+    None says only that it is not so (the caller finds out why, for the right refusal).
     """
     if not token.startswith(auth.FACILITATOR_TOKEN_PREFIX):
         return None
-    found = session.execute(  # rows of both, where session.exec would keep only the first
-        auth.facilitator_of_token(token)
-        .add_columns(Exercise)
-        .outerjoin(
-            Exercise,
-            and_(col(Exercise.id) == exercise_id, col(Exercise.owner_id) == col(Facilitator.id)),
-        )
+    return session.exec(
+        select(Exercise)
+        .join(LoginToken, col(LoginToken.facilitator_id) == col(Exercise.owner_id))
+        .where(auth.is_live_token(token), col(Exercise.id) == exercise_id)
     ).first()
-    return None if found is None else Owned(owner=found[0], exercise=found[1])
 
 
 def get_owned(session: Session, *, exercise_id: str, owner: Facilitator) -> Exercise:
