@@ -1,7 +1,14 @@
 """Login, logout, join and their rate limits over the public API."""
 
-from fastapi.testclient import TestClient
+from datetime import timedelta
+from typing import Any
 
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from app.auth.models import LoginToken
+from app.auth.service import hash_token
+from app.db import utcnow
 from tests.factories import bearer, join, login, make_exercise
 
 
@@ -139,3 +146,53 @@ def test_cookie_writes_from_a_foreign_origin_are_refused(client: TestClient) -> 
     assert evil.json()["code"] == "bad_origin"
     same = client.post("/api/exercises", json=body, headers={"Origin": "http://testserver"})
     assert same.status_code == 201
+
+
+def test_exercise_endpoints_answer_only_the_owner_with_a_live_credential(
+    client: TestClient,
+) -> None:
+    """The owner's token and the exercise are found in one query; each refusal keeps its code."""
+    exercise = make_exercise(client)
+    path = f"/api/exercises/{exercise.id}/injects"
+    body = {"title": "Ransom note", "body": "Pay within 48 hours."}
+    assert client.post(path, json=body, headers=exercise.headers).status_code == 201
+
+    def refused(response: Any) -> tuple[int, str]:
+        return response.status_code, response.json()["code"]
+
+    participant = join(client, exercise.team(0)["join_code"])
+    assert refused(client.post(path, json=body)) == (401, "unauthenticated")
+    assert refused(client.post(path, json=body, headers=bearer("f_forged"))) == (
+        401,
+        "unauthenticated",
+    )
+    assert refused(client.post(path, json=body, headers=participant["headers"])) == (
+        403,
+        "facilitator_only",
+    )
+    not_found = (404, "exercise_not_found")
+    assert refused(client.post(path, json=body, headers=login(client, "bob"))) == not_found
+    other = "/api/exercises/nosuchexercise1/injects"
+    assert refused(client.post(other, json=body, headers=exercise.headers)) == not_found
+
+    # A session cookie works from the app's own pages only.
+    client.post("/api/auth/login", json={"username": "alice", "password": "correct horse battery"})
+    evil = client.post(path, json=body, headers={"Origin": "https://evil.example"})
+    assert refused(evil) == (403, "bad_origin")
+    assert client.post(path, json=body, headers={"Origin": "http://testserver"}).status_code == 201
+    client.cookies.clear()
+
+    # An expired token and a logged-out one are refused like no token at all.
+    expiring = login(client)
+    token_hash = hash_token(expiring["Authorization"].removeprefix("Bearer "))
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        token = session.exec(select(LoginToken).where(LoginToken.token_hash == token_hash)).one()
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        session.add(token)
+        session.commit()
+    assert refused(client.post(path, json=body, headers=expiring)) == (401, "unauthenticated")
+    assert client.post("/api/auth/logout", headers=exercise.headers).status_code == 204
+    assert refused(client.post(path, json=body, headers=exercise.headers)) == (
+        401,
+        "unauthenticated",
+    )

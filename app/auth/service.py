@@ -9,7 +9,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ColumnElement, and_
 from sqlmodel import Session, col, delete, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from app.auth.models import Facilitator, LoginToken
 from app.db import utcnow
@@ -117,23 +116,16 @@ def facilitator_for_token(session: Session, *, token: str) -> Facilitator | None
     """The facilitator a live token belongs to."""
     if not token.startswith(FACILITATOR_TOKEN_PREFIX):
         return None
-    return session.exec(facilitator_of_token(token)).first()
-
-
-def facilitator_of_token(token: str) -> SelectOfScalar[Facilitator]:
-    """The query for a live token's facilitator, to run as it is or joined to what is asked for.
-
-    One query, not the token row and then its facilitator: every facilitator request pays it.
-    """
-    return (
+    # One query, not the token row and then its facilitator: every facilitator request pays it.
+    return session.exec(
         select(Facilitator)
         .join(LoginToken, col(LoginToken.facilitator_id) == col(Facilitator.id))
         .where(is_live_token(token))
-    )
+    ).first()
 
 
 def is_live_token(token: str) -> ColumnElement[bool]:
-    """The condition on LoginToken for this token, unexpired."""
+    """The condition on LoginToken for this token, unexpired (for queries joined to it)."""
     return and_(
         col(LoginToken.token_hash) == hash_token(token), col(LoginToken.expires_at) > utcnow()
     )

@@ -272,8 +272,8 @@ def deliver_inject(
 ) -> InjectRead:
     """Copy the incident into the exercise and deliver it to the chosen teams."""
     require_running(exercise, doing="injects can be delivered")
-    # The teams and the number of injects so far in one query: every participant waits on this.
-    # Core on the tables through the connection: the ORM's select of plain columns took twice as long.
+    # The teams and the number of injects so far in one query, every participant waiting on it;
+    # Core on the tables through the connection (the ORM's select of columns took twice as long).
     delivered = (
         sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise.id).scalar_subquery()
     )
