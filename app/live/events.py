@@ -91,6 +91,18 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
         }
         for item in new
     ]
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement that also returns the seqs in the rows' order: each round trip is made
+        # while holding the exercises' locks, which the other server processes wait for.
+        seqs_in_order = session.execute(
+            _EVENTS.insert().returning(_EVENTS.c.seq, sort_by_parameter_order=True), rows
+        ).scalars()
+        stored = [
+            Event.model_construct(seq=seq, **row)
+            for seq, row in zip(seqs_in_order, rows, strict=True)
+        ]
+        session.info.setdefault(_PENDING, []).extend(stored)
+        return stored
     # One executemany, then the new seqs read back: under each exercise's lock, an exercise's
     # events after its previous seq are exactly these, in insertion order. (INSERT … RETURNING
     # with ordered results runs one statement per row on SQLite.)

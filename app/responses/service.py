@@ -1,11 +1,11 @@
 """Versioned cell writes (never a silent overwrite), revision history and submissions."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Integer, String, bindparam, cast, literal_column, null, union_all, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -167,49 +167,15 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     exercise_ids = sorted({edits[i].exercise_id for i in pending})
     for exercise_id in exercise_ids:  # always in the same order: no lock cycle between batches
         events.serialize_exercise(session, exercise_id=exercise_id)
-    team_ids = {edits[i].team_id for i in pending}
-    inject_ids = {edits[i].inject_id for i in pending}
-    writers = {edits[i].participant_id for i in pending} - {None}
-    running = {
-        row.id: row.status
-        for row in session.execute(
-            select(Exercise.id, Exercise.status).where(col(Exercise.id).in_(exercise_ids))
-        )
-    }
-    team_exercise = dict(
-        session.execute(select(Team.id, Team.exercise_id).where(col(Team.id).in_(team_ids))).all()
+    context = _batch_context(
+        session,
+        exercise_ids=exercise_ids,
+        team_ids={edits[i].team_id for i in pending},
+        inject_ids={edits[i].inject_id for i in pending},
+        writers={edits[i].participant_id for i in pending} - {None},
     )
-    removed = set(
-        session.scalars(
-            select(Participant.id).where(
-                col(Participant.id).in_(writers), col(Participant.removed_at).is_not(None)
-            )
-        )
-    )
-    delivered = set(
-        session.execute(
-            select(InjectTarget.team_id, InjectTarget.inject_id).where(
-                col(InjectTarget.team_id).in_(team_ids), col(InjectTarget.inject_id).in_(inject_ids)
-            )
-        ).all()
-    )
-    current: dict[tuple[str, str, str], _Current] = {
-        (row.team_id, row.inject_id, row.field): _Current(
-            row.version, row.value, row.updated_by, stored=True
-        )
-        for row in session.execute(
-            sa_select(  # sqlmodel's select is typed for at most four columns
-                col(ResponseCell.team_id),
-                col(ResponseCell.inject_id),
-                col(ResponseCell.field),
-                col(ResponseCell.version),
-                col(ResponseCell.value),
-                col(ResponseCell.updated_by),
-            ).where(
-                col(ResponseCell.team_id).in_(team_ids), col(ResponseCell.inject_id).in_(inject_ids)
-            )
-        )
-    }
+    running, team_exercise = context.status, context.team_exercise
+    removed, delivered, current = context.removed, context.delivered, context.current
     now = utcnow()
     accepted: list[tuple[CellEdit, int]] = []
     changed: set[tuple[str, str, str]] = set()
@@ -293,6 +259,80 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     return outcomes
 
 
+@dataclass
+class _Context:
+    """What a batch of edits is judged against, read under the exercises' write locks."""
+
+    status: dict[str, ExerciseStatus] = field(default_factory=dict)
+    team_exercise: dict[str, str] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    delivered: set[tuple[str, str]] = field(default_factory=set)
+    current: dict[tuple[str, str, str], _Current] = field(default_factory=dict)
+
+
+def _batch_context(
+    session: Session,
+    *,
+    exercise_ids: list[str],
+    team_ids: set[str],
+    inject_ids: set[str],
+    writers: set[str | None],
+) -> _Context:
+    """The batch's context in one query: on PostgreSQL each query is a round trip made while
+    holding the exercise's lock, which the other server processes wait for."""
+    exercise, team, participant = _EXERCISES, _TEAMS, _PARTICIPANTS
+    target, cell = _INJECT_TARGETS, _CELLS
+    text_null, int_null = cast(null(), String), cast(null(), Integer)
+
+    def branch(name: str, a: Any, b: Any = text_null, c: Any = text_null, *rest: Any) -> Any:
+        """One kind of row; every kind has the same columns (typed NULLs where it has none)."""
+        version, value, updated_by = rest or (int_null, text_null, text_null)
+        return sa_select(
+            literal_column(f"'{name}'", String).label("kind"),
+            a.label("a"),
+            b.label("b"),
+            c.label("c"),
+            version.label("version"),
+            value.label("value"),
+            updated_by.label("updated_by"),
+        )
+
+    rows = session.connection().execute(
+        union_all(
+            branch("status", exercise.c.id, cast(exercise.c.status, String)).where(
+                exercise.c.id.in_(exercise_ids)
+            ),
+            branch("team", team.c.id, team.c.exercise_id).where(team.c.id.in_(team_ids)),
+            branch("removed", participant.c.id).where(
+                participant.c.id.in_(writers), participant.c.removed_at.is_not(None)
+            ),
+            branch("delivered", target.c.team_id, target.c.inject_id).where(
+                target.c.team_id.in_(team_ids), target.c.inject_id.in_(inject_ids)
+            ),
+            branch(
+                "cell",
+                *(cell.c.team_id, cell.c.inject_id, cell.c.field),
+                *(cell.c.version, cell.c.value, cell.c.updated_by),
+            ).where(cell.c.team_id.in_(team_ids), cell.c.inject_id.in_(inject_ids)),
+        )
+    )
+    context = _Context()
+    for row in rows:
+        if row.kind == "status":
+            context.status[row.a] = ExerciseStatus[row.b]
+        elif row.kind == "team":
+            context.team_exercise[row.a] = row.b
+        elif row.kind == "removed":
+            context.removed.add(row.a)
+        elif row.kind == "delivered":
+            context.delivered.add((row.a, row.b))
+        else:
+            context.current[(row.a, row.b, row.c)] = _Current(
+                row.version, row.value, row.updated_by, stored=True
+            )
+    return context
+
+
 def _store_cells(
     session: Session, *, current: dict[tuple[str, str, str], _Current], now: datetime
 ) -> None:
@@ -323,6 +363,10 @@ def _store_cells(
 
 
 _CELLS = ResponseCell.__table__  # type: ignore[attr-defined]
+_EXERCISES = Exercise.__table__  # type: ignore[attr-defined]
+_TEAMS = Team.__table__  # type: ignore[attr-defined]
+_PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
+_INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
 _KEY = ("team_id", "inject_id", "field")
 _SET = ("value", "version", "updated_by", "updated_at")
 _UPDATE_CELL = (
