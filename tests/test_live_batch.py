@@ -4,6 +4,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.live import events
 from app.live.models import Event
 from app.responses import service as responses
 from app.responses.models import ResponseCell, ResponseRevision
@@ -117,3 +118,39 @@ def test_a_batch_while_paused_refuses_every_edit_and_stores_nothing(client: Test
     assert [getattr(o, "code", o) for o in outcomes] == ["not_running", "not_running"]
     with Session(engine) as session:
         assert session.exec(select(ResponseCell)).all() == []
+
+
+def test_a_batch_rings_the_bell_with_the_seq_before_it(client: TestClient) -> None:
+    """Another process tells from the bell whether it missed events: each exercise's newest seq
+    from before the batch, read with the batch's context under the exercise's lock."""
+    exercise = make_exercise(client, teams=["Red"])
+    red = exercise.team(0)
+    hanako = join(client, red["join_code"], "Hanako")
+    inject = push(client, exercise)
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        before = events.last_seq(session, exercise_id=exercise.id)
+    rung: list[events.Committed] = []
+    edits = [
+        CellEdit(
+            exercise_id=exercise.id,
+            team_id=red["id"],
+            inject_id=inject["id"],
+            field=name,
+            value="v",
+            base_version=0,
+            author="Hanako",
+            participant_id=hanako["participant_id"],
+        )
+        for name in ("overview", "cause")
+    ]
+    with Session(engine) as session:
+        events.listen(session, lambda committed: rung.append(committed))  # type: ignore[arg-type]
+        assert responses.write_cells(session, edits=edits) == [1, 1]
+    (committed,) = rung
+    assert committed.previous_seq == {exercise.id: before}
+    seqs = [event.seq for event in committed]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 2 and min(seqs) > before  # type: ignore[type-var]
+    with Session(engine) as session:
+        stored = session.exec(select(Event.seq).where(Event.exercise_id == exercise.id)).all()
+    assert sorted(stored)[-2:] == seqs

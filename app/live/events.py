@@ -129,6 +129,12 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     return stored
 
 
+def note_last_seq(session: Session, *, exercise_id: str, seq: int) -> None:
+    """The exercise's newest seq as the caller read it under the exercise's write lock (in this
+    transaction), so that recording its events need not read it again."""
+    session.info.setdefault(_PREVIOUS, {}).setdefault(exercise_id, seq)
+
+
 def last_seq(session: Session, *, exercise_id: str) -> int:
     """The exercise's newest stored seq (0 before its first event)."""
     # Core through the connection: every write of the exercise reads this first.

@@ -5,7 +5,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Integer, String, bindparam, cast, literal_column, null, union_all, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    union_all,
+    update,
+)
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -15,6 +25,7 @@ from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, 
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.live import events
+from app.live.models import Event
 from app.responses.fields import DISCLOSE_CHOICES, FIELD_KEYS, MAX_VALUE_LENGTH
 from app.responses.models import ResponseCell, ResponseRevision, Submission
 from app.responses.schemas import conflict_body
@@ -281,12 +292,19 @@ def _batch_context(
     """The batch's context in one query: on PostgreSQL each query is a round trip made while
     holding the exercise's lock, which the other server processes wait for."""
     exercise, team, participant = _EXERCISES, _TEAMS, _PARTICIPANTS
-    target, cell = _INJECT_TARGETS, _CELLS
+    target, cell, event = _INJECT_TARGETS, _CELLS, _EVENTS
     text_null, int_null = cast(null(), String), cast(null(), Integer)
 
-    def branch(name: str, a: Any, b: Any = text_null, c: Any = text_null, *rest: Any) -> Any:
+    def branch(
+        name: str,
+        a: Any,
+        b: Any = text_null,
+        c: Any = text_null,
+        version: Any = int_null,
+        value: Any = text_null,
+        updated_by: Any = text_null,
+    ) -> Any:
         """One kind of row; every kind has the same columns (typed NULLs where it has none)."""
-        version, value, updated_by = rest or (int_null, text_null, text_null)
         return sa_select(
             literal_column(f"'{name}'", String).label("kind"),
             a.label("a"),
@@ -309,6 +327,10 @@ def _batch_context(
             branch("delivered", target.c.team_id, target.c.inject_id).where(
                 target.c.team_id.in_(team_ids), target.c.inject_id.in_(inject_ids)
             ),
+            # The newest seq too, which recording the batch's events would otherwise read.
+            branch("seq", event.c.exercise_id, version=func.max(event.c.seq))
+            .where(event.c.exercise_id.in_(exercise_ids))
+            .group_by(event.c.exercise_id),
             branch(
                 "cell",
                 *(cell.c.team_id, cell.c.inject_id, cell.c.field),
@@ -326,6 +348,8 @@ def _batch_context(
             context.removed.add(row.a)
         elif row.kind == "delivered":
             context.delivered.add((row.a, row.b))
+        elif row.kind == "seq":
+            events.note_last_seq(session, exercise_id=row.a, seq=row.version)
         else:
             context.current[(row.a, row.b, row.c)] = _Current(
                 row.version, row.value, row.updated_by, stored=True
@@ -367,6 +391,7 @@ _EXERCISES = Exercise.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
 _PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
 _KEY = ("team_id", "inject_id", "field")
 _SET = ("value", "version", "updated_by", "updated_at")
 _UPDATE_CELL = (
