@@ -474,6 +474,8 @@ class Facilitator:
         self.headers = {"Authorization": f"Bearer {token['token']}"}
         host, port = app.base(0).removeprefix("http://").rstrip("/").split(":")
         self.lean = http.client.HTTPConnection(host, int(port), timeout=60)
+        # Bytes of the participants' message for the last inject (the raw baseline sends as many).
+        self.message_bytes = 0
 
     def post(self, path: str, body: dict[str, Any], **kwargs: Any) -> Any:
         response = self.http.post(path, json=body, **kwargs)
@@ -494,7 +496,14 @@ class Facilitator:
         body: dict[str, Any] = {"title": title, "body": "Details: " + "x" * 400}
         if team_ids is not None:
             body["team_ids"] = team_ids
-        return self.post_lean(f"/api/exercises/{exercise.id}/injects", body)
+        read = self.post_lean(f"/api/exercises/{exercise.id}/injects", body)
+        # The event as participants get it (app/live/events.message, encoded as app/live/broker
+        # encodes it; the seq's digits aside): the inject with its target team ids.
+        event = {"type": "inject", "seq": 1, "at": read["delivered_at"], "inject": read}
+        self.message_bytes = len(
+            json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        )
+        return read
 
     def post_lean(self, path: str, body: dict[str, Any]) -> Any:
         """POST on a kept-alive http.client connection: the latency rows start the clock before
@@ -670,7 +679,8 @@ def measure(
     raw_sender = RawSender(raw_port)
 
     def raw_send(n_teams: int) -> Any:
-        return lambda title: raw_sender.send(title, n_teams)
+        # The app's round of the same size ran just before: its message size is known.
+        return lambda title: raw_sender.send(title, n_teams, facilitator.message_bytes)
 
     for size in args.fanout if "fanout" in args.only else []:
         n_teams = size // per_team
@@ -945,9 +955,10 @@ class RawSender:
         self.connection = sync_connect(f"ws://127.0.0.1:{port}/?team=-1", compression=None)
         self.ws = self.connection.__enter__()
 
-    def send(self, title: str, teams: int) -> float:
-        # About the size of the app's inject message, so both move the same bytes.
-        text = json.dumps({"type": "inject", "title": title, "teams": teams, "pad": "x" * 900})
+    def send(self, title: str, teams: int, size: int) -> float:
+        # As many bytes as the app's inject message (`size`), so both move the same bytes.
+        head = {"type": "inject", "title": title, "teams": teams, "pad": ""}
+        text = json.dumps({**head, "pad": "x" * max(0, size - len(json.dumps(head)))})
         sent = time.monotonic()
         self.ws.send(text)
         return sent
