@@ -73,6 +73,7 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
 _INJECTS = Inject.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
 _TEAM_ORDER = (col(Team.position), col(Team.created_at))
 
 
@@ -272,22 +273,29 @@ def deliver_inject(
 ) -> InjectRead:
     """Copy the incident into the exercise and deliver it to the chosen teams."""
     require_running(exercise, doing="injects can be delivered")
-    # The teams and the number of injects so far in one query, every participant waiting on it;
-    # Core on the tables through the connection (the ORM's select of columns took twice as long).
+    # The exercise's write lock first, so that the newest seq can be read with the rest.
+    events.serialize_exercise(session, exercise_id=exercise.id)
+    # The teams, the number of injects so far and the newest seq in one query, every participant
+    # waiting on it; Core on the tables through the connection (the ORM's took twice as long).
     delivered = (
         sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise.id).scalar_subquery()
     )
+    newest = (
+        sa_select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise.id)
+    ).scalar_subquery()
     rows = (
         session.connection()
         .execute(
-            sa_select(_TEAMS.c.id, delivered)
+            sa_select(_TEAMS.c.id, delivered, newest)
             .where(_TEAMS.c.exercise_id == exercise.id)
             .order_by(_TEAMS.c.position, _TEAMS.c.created_at)
         )
         .all()
     )
-    team_ids = _chosen_teams([team_id for team_id, _ in rows], data.team_ids)
-    position = (rows[0][1] if rows else 0) + 1
+    # Refuses an exercise without teams: past it, there is a first row.
+    team_ids = _chosen_teams([team_id for team_id, _, _ in rows], data.team_ids)
+    _, injects_so_far, newest_seq = rows[0]
+    events.note_last_seq(session, exercise_id=exercise.id, seq=newest_seq or 0)
     if data.scenario_id is not None:
         texts = _scenario_texts(library, scenario_id=data.scenario_id, followup_id=data.followup_id)
         own = texts[exercise.locale]
@@ -301,7 +309,7 @@ def deliver_inject(
         }
     inject = Inject(
         exercise_id=exercise.id,
-        position=position,
+        position=injects_so_far + 1,
         scenario_id=data.scenario_id,
         followup_id=data.followup_id,
         texts=texts,
