@@ -94,18 +94,28 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     if session.get_bind().dialect.name == "postgresql":
         # One statement that also returns the seqs in the rows' order: each round trip is made
         # while holding the exercises' locks, which the other server processes wait for.
-        seqs_in_order = session.execute(
-            _EVENTS.insert().returning(_EVENTS.c.seq, sort_by_parameter_order=True), rows
-        ).scalars()
-        stored = [
-            Event.model_construct(seq=seq, **row)
-            for seq, row in zip(seqs_in_order, rows, strict=True)
-        ]
-        session.info.setdefault(_PENDING, []).extend(stored)
-        return stored
-    # One executemany, then the new seqs read back: under each exercise's lock, an exercise's
-    # events after its previous seq are exactly these, in insertion order. (INSERT … RETURNING
-    # with ordered results runs one statement per row on SQLite.)
+        seqs = list(
+            session.execute(
+                _EVENTS.insert().returning(_EVENTS.c.seq, sort_by_parameter_order=True), rows
+            ).scalars()
+        )
+    else:
+        seqs = _insert_and_read_back(session, rows, previous=previous)
+    # model_construct: the values are already valid, and validating them again cost 6x.
+    stored = [Event.model_construct(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
+    session.info.setdefault(_PENDING, []).extend(stored)
+    return stored
+
+
+def _insert_and_read_back(
+    session: Session, rows: list[dict[str, Any]], *, previous: dict[str, int]
+) -> list[int]:
+    """The rows' seqs, in their order, after one executemany (SQLite).
+
+    Under each exercise's lock, an exercise's events after its previous seq are exactly these,
+    in insertion order. (INSERT … RETURNING with ordered results runs one statement per row on
+    SQLite.)
+    """
     session.execute(_EVENTS.insert(), rows)
     exercise_ids = list(dict.fromkeys(row["exercise_id"] for row in rows))
     found = session.execute(
@@ -123,10 +133,7 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     seqs: dict[str, deque[int]] = {}
     for exercise_id, seq in found:
         seqs.setdefault(exercise_id, deque()).append(seq)
-    # model_construct: the values are already valid, and validating them again cost 6x.
-    stored = [Event.model_construct(seq=seqs[row["exercise_id"]].popleft(), **row) for row in rows]
-    session.info.setdefault(_PENDING, []).extend(stored)
-    return stored
+    return [seqs[row["exercise_id"]].popleft() for row in rows]
 
 
 def note_last_seq(session: Session, *, exercise_id: str, seq: int) -> None:
