@@ -73,8 +73,7 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
 _INJECTS = Inject.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
-_EVENTS = Event.__table__  # type: ignore[attr-defined]
-_TEAM_ORDER = (col(Team.position), col(Team.created_at))
+_TEAM_ORDER = (_TEAMS.c.position, _TEAMS.c.created_at)
 
 
 def teams_of(session: Session, *, exercise_id: str) -> list[Team]:
@@ -84,7 +83,7 @@ def teams_of(session: Session, *, exercise_id: str) -> list[Team]:
 
 
 def team_ids_of(session: Session, *, exercise_id: str) -> list[str]:
-    """The ids of teams_of, without loading the rows: an inject's delivery waits on this."""
+    """The ids of teams_of, without loading the rows."""
     return list(
         session.exec(select(Team.id).where(Team.exercise_id == exercise_id).order_by(*_TEAM_ORDER))
     )
@@ -280,15 +279,13 @@ def deliver_inject(
     delivered = (
         sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise.id).scalar_subquery()
     )
-    newest = (
-        sa_select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise.id)
-    ).scalar_subquery()
+    newest = events.newest_seq(exercise.id).scalar_subquery()
     rows = (
         session.connection()
         .execute(
             sa_select(_TEAMS.c.id, delivered, newest)
             .where(_TEAMS.c.exercise_id == exercise.id)
-            .order_by(_TEAMS.c.position, _TEAMS.c.created_at)
+            .order_by(*_TEAM_ORDER)
         )
         .all()
     )

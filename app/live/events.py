@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, text
+from sqlalchemy import Select, and_, func, or_, text
 from sqlalchemy import event as sa_event
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.db import utcnow
@@ -40,23 +41,8 @@ def record(
     team_ids: list[str] | None = None,
 ) -> Event:
     """Append an event to the exercise's log in the caller's transaction; `seq` is set on return."""
-    _serialize_exercise(session, exercise_id)
-    previous: dict[str, int] = session.info.setdefault(_PREVIOUS, {})
-    if exercise_id not in previous:
-        previous[exercise_id] = last_seq(session, exercise_id=exercise_id)
-    row: dict[str, Any] = {
-        "exercise_id": exercise_id,
-        "type": type,
-        "payload": payload,
-        "team_ids": team_ids,
-        "at": utcnow(),
-    }
-    # A Core insert, not the ORM's unit of work (half the time, and an inject's delivery waits
-    # on it); nobody changes an event after it is stored, so no ORM instance is needed.
-    key = session.connection().execute(_EVENTS.insert(), row).inserted_primary_key
-    assert key is not None
-    event = Event.model_construct(seq=key[0], **row)
-    session.info.setdefault(_PENDING, []).append(event)
+    new = NewEvent(exercise_id=exercise_id, type=type, payload=payload, team_ids=team_ids)
+    (event,) = record_many(session, [new], at=utcnow())
     return event
 
 
@@ -72,6 +58,9 @@ class NewEvent:
 
 def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> list[Event]:
     """Append many events in one statement, in order, in the caller's transaction.
+
+    Core inserts, not the ORM's unit of work (half the time, and an inject's delivery and every
+    batch of edits wait on it); nobody changes an event after it is stored.
 
     The caller holds the write lock of every exercise named (serialize_exercise): the bell
     then carries each exercise's seq from before the batch, as with record.
@@ -116,6 +105,10 @@ def _insert_and_read_back(
     in insertion order. (INSERT … RETURNING with ordered results runs one statement per row on
     SQLite.)
     """
+    if len(rows) == 1:  # one row's key comes back from the insert itself
+        key = session.connection().execute(_EVENTS.insert(), rows[0]).inserted_primary_key
+        assert key is not None
+        return [key[0]]
     session.execute(_EVENTS.insert(), rows)
     exercise_ids = list(dict.fromkeys(row["exercise_id"] for row in rows))
     found = session.execute(
@@ -145,12 +138,13 @@ def note_last_seq(session: Session, *, exercise_id: str, seq: int) -> None:
 def last_seq(session: Session, *, exercise_id: str) -> int:
     """The exercise's newest stored seq (0 before its first event)."""
     # Core through the connection: every write of the exercise reads this first.
-    found = (
-        session.connection()
-        .execute(select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise_id))
-        .scalar()
-    )
+    found = session.connection().execute(newest_seq(exercise_id)).scalar()
     return int(found or 0)
+
+
+def newest_seq(exercise_id: str) -> Select[int | None]:
+    """The query for the exercise's newest seq (NULL before its first event), to run or nest."""
+    return sa_select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise_id)
 
 
 def serialize_exercise(session: Session, *, exercise_id: str) -> None:
