@@ -54,6 +54,10 @@ JS_MESSAGES = {
     "running": N_("Running"),
     "nobody_online": N_("Nobody online"),
     "pushed": N_("Inject delivered."),
+    "inject_unknown": N_(
+        "The connection dropped before the server answered. Check the list of injects "
+        "before you send it again."
+    ),
     "sent": N_("Message sent."),
     "signed_out": N_("Your session has ended; sign in again."),
     "forbidden": N_("You are not allowed to see this page."),

@@ -459,10 +459,44 @@ class Refused(Exception):
     """The app answered a request with an error."""
 
 
+class Console:
+    """The console's live socket: injects go over it as `static/js/console.js` sends them, each
+    answered by an `ack` (or an `error`) naming its client_ref."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        from websockets.sync.client import connect as sync_connect
+
+        self.connection = sync_connect(url, additional_headers=headers, compression=None)
+        self.ws = self.connection.__enter__()
+        self.ws.recv(timeout=30)  # hello
+        self.refs = 0
+
+    def inject(self, body: dict[str, Any]) -> Any:
+        self.refs += 1
+        self.ws.send(json.dumps({"type": "inject", "client_ref": self.refs, **body}))
+        # Everything else the console receives (the inject itself, presence, a flood's edits)
+        # passes by unparsed.
+        while True:
+            text = self.ws.recv(timeout=60)
+            if '"client_ref"' in text:
+                message = json.loads(text)
+                if message.get("client_ref") == self.refs:
+                    break
+        if message["type"] != "ack":
+            raise Refused(f"the console's inject was refused: {message}")
+        return message["inject"]
+
+    def close(self) -> None:
+        self.connection.__exit__(None, None, None)
+
+
 class Facilitator:
-    """The facilitator's HTTP client (keep-alive, as a browser's would be)."""
+    """The facilitator: an HTTP client (keep-alive, as a browser's would be) and the console's
+    live socket per exercise."""
 
     def __init__(self, app: App) -> None:
+        self.app = app
+        self.consoles: dict[str, Console] = {}
         self.http = httpx.Client(base_url=app.base(0), timeout=60)
         # The export exercise's owner (scripts/bench_export.py) if it was built, else the admin.
         try:
@@ -492,11 +526,23 @@ class Facilitator:
         self.post(f"/api/exercises/{body['id']}/start", {}, headers=self.headers)
         return Exercise(id=body["id"], teams=body["teams"])
 
-    def inject(self, exercise: Exercise, title: str, team_ids: list[str] | None = None) -> Any:
+    def inject(
+        self,
+        exercise: Exercise,
+        title: str,
+        team_ids: list[str] | None = None,
+        *,
+        over_http: bool = False,
+    ) -> Any:
+        """Deliver an inject over the console's socket as the console does (`over_http`: with
+        `POST /injects`, as the console does when its socket is down)."""
         body: dict[str, Any] = {"title": title, "body": "Details: " + "x" * 400}
         if team_ids is not None:
             body["team_ids"] = team_ids
-        read = self.post_lean(f"/api/exercises/{exercise.id}/injects", body)
+        if over_http:
+            read = self.post_lean(f"/api/exercises/{exercise.id}/injects", body)
+        else:
+            read = self.console(exercise).inject(body)
         # The event as participants get it (app/live/events.message, encoded as app/live/broker
         # encodes it; the seq's digits aside): the inject with its target team ids.
         event = {"type": "inject", "seq": 1, "at": read["delivered_at"], "inject": read}
@@ -504,6 +550,17 @@ class Facilitator:
             json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         )
         return read
+
+    def console(self, exercise: Exercise) -> Console:
+        if exercise.id not in self.consoles:
+            url = self.app.ws(0, f"/ws/exercises/{exercise.id}/facilitator")
+            self.consoles[exercise.id] = Console(url, self.headers)
+        return self.consoles[exercise.id]
+
+    def close_consoles(self) -> None:
+        for console in self.consoles.values():
+            console.close()
+        self.consoles.clear()
 
     def post_lean(self, path: str, body: dict[str, Any]) -> Any:
         """POST on a kept-alive http.client connection: the latency rows start the clock before
@@ -666,12 +723,14 @@ def measure(
         ]
     )
 
-    def app_send(n_teams: int) -> Any:
+    def app_send(n_teams: int, *, over_http: bool = False) -> Any:
         team_ids = [t["id"] for t in fan.teams[:n_teams]]
 
         def send(title: str) -> float:
             sent = time.monotonic()
-            facilitator.inject(fan, title, team_ids if n_teams < teams else None)
+            facilitator.inject(
+                fan, title, team_ids if n_teams < teams else None, over_http=over_http
+            )
             return sent
 
         return send
@@ -685,26 +744,20 @@ def measure(
     for size in args.fanout if "fanout" in args.only else []:
         n_teams = size // per_team
         expected = n_teams * per_team
-        app_runs, raw_runs = [], []
+        # The console's own path (its socket), the raw baseline, and for the largest size the
+        # console's fallback (POST /injects), in turn, three times.
+        senders = {"app": app_send(n_teams), "raw": raw_send(n_teams)}
+        if size == args.fanout[-1]:
+            senders["http"] = app_send(n_teams, over_http=True)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in senders}
         for _ in range(3):
-            app_runs.append(
-                fanout_round(
-                    clients,
-                    app_send(n_teams),
-                    expected=expected,
-                    injects=args.injects,
-                    spacing_s=0.2,
+            for name, send in senders.items():
+                runs[name].append(
+                    fanout_round(
+                        clients, send, expected=expected, injects=args.injects, spacing_s=0.2
+                    )
                 )
-            )
-            raw_runs.append(
-                fanout_round(
-                    clients,
-                    raw_send(n_teams),
-                    expected=expected,
-                    injects=args.injects,
-                    spacing_s=0.2,
-                )
-            )
+        app_runs, raw_runs = runs["app"], runs["raw"]
         app_p99 = statistics.median(r["p99"] for r in app_runs)
         raw_p99 = statistics.median(r["p99"] for r in raw_runs)
         app_p50 = statistics.median(r["p50"] for r in app_runs)
@@ -714,13 +767,24 @@ def measure(
         lost = sum(r["lost"] for r in app_runs)
         raw_lost = sum(r["lost"] for r in raw_runs)
         ratio = app_p99 / raw_p99
-        print(f"fan-out {expected}: app {app_runs}\n  raw {raw_runs}", flush=True)
+        print(f"fan-out {expected}: {runs}", flush=True)
         rows.append(
             Row(
                 f"inject fan-out to {expected}: request → receipt p50 / p99",
                 f"{app_p50:.1f} / {app_p99:.1f} ms (raw {raw_p50:.1f} / {raw_p99:.1f} ms)",
             )
         )
+        if "http" in runs:
+            http_p50 = statistics.median(r["p50"] for r in runs["http"])
+            http_p99 = statistics.median(r["p99"] for r in runs["http"])
+            rows.append(
+                Row(
+                    f"inject fan-out to {expected} over HTTP (`POST /injects`, the console's "
+                    "fallback): request → receipt p50 / p99; p99 ratio to raw; lost",
+                    f"{http_p50:.1f} / {http_p99:.1f} ms; {http_p99 / raw_p99:.2f}×; "
+                    f"lost {sum(r['lost'] for r in runs['http'])}",
+                )
+            )
         rows.append(
             Row(
                 f"inject fan-out to {expected}: server stamp → receipt p50 / p99",
@@ -742,6 +806,7 @@ def measure(
         rows += flood_rows(app, clients, facilitator, fan, app_send(small), small * per_team)
     if export_id is not None:
         rows += export_rows(args, app, clients, export_id, app_send, per_team)
+    facilitator.close_consoles()
     if "storm" in args.only:
         rows += storm(app, clients, len(seats))
     clients.all("close")
@@ -972,7 +1037,8 @@ def coedit(
 ) -> list[Row]:
     teams, per_team = args.coedit_teams, len(COEDIT_FIELDS)
     exercise = facilitator.exercise("Co-editing", teams)
-    inject = facilitator.inject(exercise, "Co-edit")
+    # Over HTTP: a console socket nobody reads would soon be closed as too slow.
+    inject = facilitator.inject(exercise, "Co-edit", over_http=True)
     seats = join_all(app, exercise, per_team)
     for index, seat in enumerate(seats):
         seat["field"] = COEDIT_FIELDS[index % per_team]

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth.ratelimit import EditRateLimiter, MessageBudget
 from app.db import reading, utcnow
-from app.errors import DomainError
+from app.errors import DomainError, Unauthorized
 from app.live import events, protocol
 from app.live import service as live
 from app.live.batcher import EditBatcher
@@ -63,6 +63,8 @@ class Audience:
     rate_key: str
     team_id: str | None = None
     participant_id: str | None = None
+    # A facilitator's login token, checked again with each inject sent over the socket.
+    credential: str | None = None
 
     @property
     def is_facilitator(self) -> bool:
@@ -678,6 +680,8 @@ class Hub:
                 continue
             if isinstance(request, protocol.Edit):
                 await self._edit(sub, request)
+            elif isinstance(request, protocol.DeliverInject):
+                await self._inject(sub, request)
             elif isinstance(request, protocol.Resume):
                 if sub.buffer is None:
                     sub.buffer = []
@@ -725,6 +729,41 @@ class Hub:
                 seq=self.latest_seq(audience.exercise_id),
                 client_ref=request.client_ref,
                 version=version,
+            )
+        )
+
+    async def _inject(self, sub: Subscriber, request: protocol.DeliverInject) -> None:
+        """Deliver the facilitator's inject; `ack` with it, or an `error` as the REST call would."""
+        audience = sub.audience
+        if audience.credential is None:
+            self._error(
+                sub,
+                code="facilitator_only",
+                detail="Only a facilitator may deliver injects.",
+                client_ref=request.client_ref,
+            )
+            return
+        try:
+            inject = await self.write(
+                live.deliver_inject,
+                token=audience.credential,
+                exercise_id=audience.exercise_id,
+                data=request,
+                library=sub.websocket.app.state.scenarios,
+            )
+        except DomainError as exc:
+            self._error(
+                sub, code=exc.code, detail=exc.detail, client_ref=request.client_ref, **exc.extra
+            )
+            if isinstance(exc, Unauthorized):
+                sub.send(_Close(protocol.CLOSE_UNAUTHENTICATED))
+            return
+        sub.send(
+            protocol.server_message(
+                "ack",
+                seq=self.latest_seq(audience.exercise_id),
+                client_ref=request.client_ref,
+                inject=inject.model_dump(mode="json"),
             )
         )
 

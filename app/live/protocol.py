@@ -7,11 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate, utcnow
 from app.errors import describe_validation_error
+from app.exercises.schemas import InjectCreate
 from app.live.broker import encode
 
 # A cell holds at most 5000 characters; a message four times that size is no honest edit.
 MAX_MESSAGE_BYTES = 64 * 1024
-CLIENT_TYPES = ("edit", "resume", "focus")
+CLIENT_TYPES = ("edit", "resume", "focus", "inject")
 
 # Close codes of the contract (1009 and 1012 are the standard ones).
 CLOSE_UNAUTHENTICATED = 4401
@@ -56,8 +57,17 @@ class Focus(_ClientMessage):
     field: Annotated[str, Field(max_length=32)] | None = None
 
 
-ClientMessage = Annotated[Edit | Resume | Focus, Field(discriminator="type")]
-_client_message: TypeAdapter[Edit | Resume | Focus] = TypeAdapter(ClientMessage)
+class DeliverInject(InjectCreate):
+    """The facilitator's inject, the body of `POST /api/exercises/{id}/injects`, sent over their
+    socket: every participant waits on this click, and the socket is already open."""
+
+    type: Literal["inject"]
+    client_ref: Ref = None
+
+
+Request = Edit | Resume | Focus | DeliverInject
+ClientMessage = Annotated[Request, Field(discriminator="type")]
+_client_message: TypeAdapter[Request] = TypeAdapter(ClientMessage)
 
 
 class BadMessage(Exception):
@@ -70,7 +80,7 @@ class BadMessage(Exception):
         self.client_ref = client_ref
 
 
-def parse(text: str) -> Edit | Resume | Focus:
+def parse(text: str) -> Request:
     """The typed client message, or BadMessage saying what is wrong with it."""
     try:
         raw = json.loads(text)

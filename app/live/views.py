@@ -43,6 +43,7 @@ def _facilitator_audience(
         exercise_id=exercise_id,
         name=facilitator.username,
         rate_key=f"facilitator:{facilitator.id}",
+        credential=token,
     )
 
 

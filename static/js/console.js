@@ -186,11 +186,25 @@ document.addEventListener("alpine:init", () => {
         return body;
       },
 
+      // Over the live socket when it is up (every participant waits on this click: no HTTP
+      // request to parse, no new authentication), else over HTTP; the answers are the same.
+      async sendInject(body) {
+        const asked = live.request({ type: "inject", ...body });
+        if (!asked) return api("POST", "/api/exercises/" + encodeURIComponent(this.exerciseId) + "/injects", body);
+        return (await asked).inject;
+      },
+
+      injectFailure(error) {
+        return error.code === "connection_lost" ? t("inject_unknown") : error.message;
+      },
+
       async deliver(body) {
-        const inject = await this.call("/injects", body);
-        if (inject) {
-          this.addInject(inject);
+        this.flash = "";
+        try {
+          this.addInject(await this.sendInject(body));
           this.flash = t("pushed");
+        } catch (error) {
+          this.flash = t("error", { detail: this.injectFailure(error) });
         }
       },
 
@@ -282,12 +296,11 @@ document.addEventListener("alpine:init", () => {
         }
         this.customBusy = true;
         try {
-          const inject = await api("POST", "/api/exercises/" + encodeURIComponent(this.exerciseId) + "/injects", body);
-          this.addInject(inject);
+          this.addInject(await this.sendInject(body));
           this.customTitle = this.customBody = this.customSource = this.customReceiving = this.customLimit = "";
           this.customNote = t("pushed");
         } catch (error) {
-          this.customError = error.message;
+          this.customError = this.injectFailure(error);
         } finally {
           this.customBusy = false;
         }

@@ -10,6 +10,12 @@
   const RESTART_CAP_MS = 500;
   const ACK_TIMEOUT_MS = 10000;
 
+  function lost() {
+    const error = new Error("connection lost");
+    error.code = "connection_lost";
+    return error;
+  }
+
   class LiveSocket {
     constructor({ path, onHello, onEvent, onControl, onState, onFatal }) {
       this.path = path;
@@ -27,6 +33,8 @@
       this.offsetMs = 0;
       this.state = "connecting";
       this.stopped = false;
+      this.pending = new Map();
+      this.requestCount = 0;
       window.addEventListener("online", () => this.reconnectNow());
       window.addEventListener("offline", () => this.drop());
     }
@@ -60,6 +68,7 @@
       ws.onclose = (event) => {
         if (generation !== this.generation) return;
         this.ws = null;
+        this.abandonRequests();
         if (event.code === 4401 || event.code === 4403) {
           this.stopped = true;
           this.setState("offline");
@@ -92,6 +101,7 @@
         this.onHello(message);
         return;
       }
+      if ((message.type === "ack" || message.type === "error") && this.answer(message)) return;
       if (CONTROL_TYPES.has(message.type)) {
         this.onControl(message);
         return;
@@ -107,6 +117,45 @@
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.state !== "online") return false;
       this.ws.send(JSON.stringify(message));
       return true;
+    }
+
+    // A request the server answers with an `ack` or an `error` naming its client_ref (the
+    // console's injects). Null when not connected (the caller uses HTTP instead); else a promise
+    // of the ack, rejected with the error's sentence, or with code "connection_lost" when the
+    // connection goes first: then the request may or may not have been carried out, and the
+    // next hello's snapshot shows which.
+    request(message) {
+      const ref = "q" + ++this.requestCount;
+      if (!this.send({ ...message, client_ref: ref })) return null;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => this.settleRequest(ref, lost()), ACK_TIMEOUT_MS);
+        this.pending.set(ref, { resolve, reject, timer });
+      });
+    }
+
+    answer(message) {
+      if (!this.pending.has(message.client_ref)) return false;
+      if (message.type === "ack") {
+        this.settleRequest(message.client_ref, null, message);
+      } else {
+        const error = new Error(message.detail || message.code);
+        error.code = message.code;
+        this.settleRequest(message.client_ref, error);
+      }
+      return true;
+    }
+
+    settleRequest(ref, error, answer) {
+      const entry = this.pending.get(ref);
+      if (!entry) return;
+      this.pending.delete(ref);
+      clearTimeout(entry.timer);
+      if (error) entry.reject(error);
+      else entry.resolve(answer);
+    }
+
+    abandonRequests() {
+      for (const ref of [...this.pending.keys()]) this.settleRequest(ref, lost());
     }
 
     scheduleReconnect(soon) {
@@ -126,6 +175,7 @@
         try { this.ws.close(); } catch (error) { /* already closed */ }
       }
       this.ws = null;
+      this.abandonRequests();
       this.setState("offline");
       this.scheduleReconnect();
     }

@@ -1,5 +1,6 @@
 """The console's participant removal and the facilitator's own injects, in real browsers."""
 
+import json
 import re
 from typing import Any
 
@@ -25,6 +26,31 @@ def join_watching_sockets(
     expect(page).to_have_url(re.compile(r"/team$"))
     expect(page.locator(".conn")).to_have_text("オンライン")
     return page, sockets
+
+
+def watch_injects(console: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The injects the console page sends over its live socket, and its `POST .../injects`."""
+    sent: list[dict[str, Any]] = []
+    posted: list[str] = []
+
+    def frames(ws: Any) -> None:
+        def on_frame(payload: str | bytes) -> None:
+            message = json.loads(payload)
+            if message.get("type") == "inject":
+                sent.append(message)
+
+        ws.on("framesent", on_frame)
+
+    console.on("websocket", frames)
+    console.on(
+        "request",
+        lambda request: (
+            posted.append(request.url)
+            if request.method == "POST" and request.url.endswith("/injects")
+            else None
+        ),
+    )
+    return sent, posted
 
 
 def team_code(console: Any, index: int) -> str:
@@ -104,6 +130,7 @@ def test_a_custom_inject_reaches_only_the_chosen_team(
     chromium: Any, server: Server, console_watch: ConsoleWatch
 ) -> None:
     console = new_page(chromium, console_watch, server)
+    sent, posted = watch_injects(console)
     sign_in_and_create(console, teams="Red\nBlue")
     hanako = join(chromium, console_watch, server, team_code(console, 0), "Hanako")
     jiro = join(chromium, console_watch, server, team_code(console, 1), "Jiro")
@@ -134,6 +161,9 @@ def test_a_custom_inject_reaches_only_the_chosen_team(
     expect(hanako.locator(".inject .meta")).to_contain_text("IT desk")
     expect(hanako.locator("#inject-title + .timer")).to_contain_text("残り")
     expect(console.locator(".progress tbody tr").nth(1).locator("td").nth(1)).to_have_text("—")
+    # It went over the console's live socket, not as an HTTP request.
+    assert [m["title"] for m in sent] == ["Ransom note <b>on</b> the print server"]
+    assert posted == []
 
     # A later message to every team reaches Blue; the inject before it did not.
     console.get_by_role("textbox", name="Message", exact=True).fill("Stay alert")
@@ -176,7 +206,28 @@ def test_a_refused_custom_inject_shows_why_and_keeps_the_text(
     expect(error).to_have_text("")
     expect(hanako.locator("#inject-title")).to_have_text("1. Defaced web shop")
 
-    # The API's 422 is the answer this test asked for; Chromium logs every failed request.
-    expected = [p for p in console_watch.problems if "status of 422" in p]
-    assert len(expected) == 1
-    assert [p for p in console_watch.problems if p not in expected] == []
+    # The refusal came back over the live socket: no failed request, nothing for Chromium to log.
+    assert console_watch.problems == []
+
+
+def test_without_its_live_socket_the_console_delivers_over_http(
+    chromium: Any, server: Server, console_watch: ConsoleWatch
+) -> None:
+    console = new_page(chromium, console_watch, server)
+    sign_in_and_create(console, teams="Red")
+    hanako = join(chromium, console_watch, server, team_code(console, 0), "Hanako")
+    # The console's socket now reaches a stand-in that never says hello: it stays "connecting".
+    console.route_web_socket(re.compile(r"/facilitator$"), lambda ws: None)
+    sent, posted = watch_injects(console)
+    console.reload()
+    expect(console.locator(".conn")).to_have_text("Connecting…")
+
+    form = console.get_by_test_id("custom-inject")
+    form.get_by_label("Title").fill("Defaced web shop")
+    form.get_by_label("Situation").fill("The web shop shows a defaced page.")
+    form.get_by_role("button", name="Deliver this inject").click()
+    expect(form.get_by_role("status")).to_have_text("Inject delivered.")
+    expect(hanako.locator("#inject-title")).to_have_text("1. Defaced web shop")
+    assert sent == []
+    assert len(posted) == 1
+    assert console_watch.problems == []
