@@ -178,14 +178,8 @@ class ClientProcess:
             else:
                 self.back_at.append(now)
         elif kind == "inject":
-            title = message["inject"]["title"] if "inject" in message else message["title"]
-            stamp = message.get("at")
-            server_ms = (
-                (time.time() - dt.datetime.fromisoformat(stamp).timestamp()) * 1000
-                if stamp
-                else float("nan")
-            )
-            self.injects.append((title, now, server_ms))
+            # The server's stamp is read later: here both servers' messages cost the same.
+            self.injects.append((message["inject"]["title"], now, message.get("at"), time.time()))
         elif kind == "response":
             value = message.get("value", "")
             if value.startswith("b:"):
@@ -245,8 +239,18 @@ class ClientProcess:
         }
 
     async def take_injects(self) -> list[tuple[str, float, float]]:
+        """(title, receipt, ms since the server's stamp) of each inject received since last asked."""
         found, self.injects = self.injects, []
-        return found
+        return [
+            (
+                title,
+                at,
+                (wall - dt.datetime.fromisoformat(stamp).timestamp()) * 1000
+                if stamp
+                else float("nan"),
+            )
+            for title, at, stamp, wall in found
+        ]
 
     async def acks(self) -> int:
         return sum(s.acked for s in self.seats)
@@ -508,8 +512,8 @@ class Facilitator:
         self.headers = {"Authorization": f"Bearer {token['token']}"}
         host, port = app.base(0).removeprefix("http://").rstrip("/").split(":")
         self.lean = http.client.HTTPConnection(host, int(port), timeout=60)
-        # Bytes of the participants' message for the last inject (the raw baseline sends as many).
-        self.message_bytes = 0
+        # The participants' message for the last inject: the raw baseline sends its like.
+        self.last_event: dict[str, Any] = {}
 
     def post(self, path: str, body: dict[str, Any], **kwargs: Any) -> Any:
         response = self.http.post(path, json=body, **kwargs)
@@ -545,10 +549,7 @@ class Facilitator:
             read = self.console(exercise).inject(body)
         # The event as participants get it (app/live/events.message, encoded as app/live/broker
         # encodes it; the seq's digits aside): the inject with its target team ids.
-        event = {"type": "inject", "seq": 1, "at": read["delivered_at"], "inject": read}
-        self.message_bytes = len(
-            json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        self.last_event = {"type": "inject", "seq": 1, "at": read["delivered_at"], "inject": read}
         return read
 
     def console(self, exercise: Exercise) -> Console:
@@ -739,7 +740,7 @@ def measure(
 
     def raw_send(n_teams: int) -> Any:
         # The app's round of the same size ran just before: its message size is known.
-        return lambda title: raw_sender.send(title, n_teams, facilitator.message_bytes)
+        return lambda title: raw_sender.send(title, n_teams, facilitator.last_event)
 
     for size in args.fanout if "fanout" in args.only else []:
         n_teams = size // per_team
@@ -750,6 +751,11 @@ def measure(
         if size == args.fanout[-1]:
             senders["http"] = app_send(n_teams, over_http=True)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in senders}
+        # One round of each first, not counted: the first messages after the sockets connected
+        # cost the servers and the clients more, and the app, which went first, paid for it
+        # (its first run's p99 was about twice the later ones').
+        for send in senders.values():
+            fanout_round(clients, send, expected=expected, injects=args.injects, spacing_s=0.2)
         for _ in range(3):
             for name, send in senders.items():
                 runs[name].append(
@@ -1020,10 +1026,12 @@ class RawSender:
         self.connection = sync_connect(f"ws://127.0.0.1:{port}/?team=-1", compression=None)
         self.ws = self.connection.__enter__()
 
-    def send(self, title: str, teams: int, size: int) -> float:
-        # As many bytes as the app's inject message (`size`), so both move the same bytes.
-        head = {"type": "inject", "title": title, "teams": teams, "pad": ""}
-        text = json.dumps({**head, "pad": "x" * max(0, size - len(json.dumps(head)))})
+    def send(self, title: str, teams: int, event: dict[str, Any]) -> float:
+        # The app's own inject message (`event`) with this title and without the server's stamp,
+        # so that both servers move the same bytes and the clients parse the same JSON.
+        message = {key: value for key, value in event.items() if key != "at"}
+        message.update(teams=teams, inject={**event["inject"], "title": title})
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         sent = time.monotonic()
         self.ws.send(text)
         return sent

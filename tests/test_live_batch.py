@@ -1,11 +1,11 @@
 """Group commit: a batch of edits is judged edit by edit, exactly as single writes are."""
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.exercises import service as exercises
-from app.exercises.models import Exercise
 from app.exercises.schemas import InjectCreate
 from app.live import events
 from app.live.models import Event
@@ -159,23 +159,27 @@ def test_a_batch_rings_the_bell_with_the_seq_before_it(client: TestClient) -> No
     assert sorted(stored)[-2:] == seqs
 
 
-def test_an_inject_rings_the_bell_with_the_seq_before_it(client: TestClient) -> None:
-    """The inject reads the exercise's newest seq in its team query: the bell must name it."""
+@pytest.mark.parametrize("checks_token", [False, True], ids=["rest", "socket"])
+def test_an_inject_rings_the_bell_with_the_seq_before_it(
+    client: TestClient, checks_token: bool
+) -> None:
+    """The inject reads the exercise's newest seq in its one query: the bell must name it."""
     exercise = make_exercise(client, teams=["Red", "Blue"])
     push(client, exercise)  # events exist before: the seq to name is not 0
     engine = client.app.state.engine  # type: ignore[attr-defined]
     with Session(engine) as session:
         before = events.last_seq(session, exercise_id=exercise.id)
-        owned = session.get(Exercise, exercise.id)
-    assert before > 0 and owned is not None
+    assert before > 0
+    token = exercise.headers["Authorization"].removeprefix("Bearer ")
     rung: list[events.Committed] = []
     with Session(engine) as session:
         events.listen(session, lambda committed: rung.append(committed))  # type: ignore[arg-type]
         read = exercises.deliver_inject(
             session,
-            exercise=owned,
+            exercise_id=exercise.id,
             data=InjectCreate(title="Second", body="More."),
             library=client.app.state.scenarios,  # type: ignore[attr-defined]
+            owner_token=token if checks_token else None,
         )
     (committed,) = rung
     assert committed.previous_seq == {exercise.id: before}

@@ -1,6 +1,7 @@
 """The exercise rules: creation, the state machine, teams, inject delivery and messages."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func
@@ -11,7 +12,7 @@ from sqlmodel import Session, col, select
 from app.auth import service as auth
 from app.auth.models import Facilitator, LoginToken
 from app.db import utcnow
-from app.errors import Invalid, InvalidState, NotFound
+from app.errors import Invalid, InvalidState, NotFound, Unauthorized
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.exercises.schemas import (
     ExerciseCreate,
@@ -73,6 +74,8 @@ def list_owned(session: Session, *, owner: Facilitator) -> list[Exercise]:
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
 _INJECTS = Inject.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
+_EXERCISES = Exercise.__table__  # type: ignore[attr-defined]
+_LOGIN_TOKENS = LoginToken.__table__  # type: ignore[attr-defined]
 _TEAM_ORDER = (_TEAMS.c.position, _TEAMS.c.created_at)
 
 
@@ -207,9 +210,13 @@ def _iso(value: Any) -> str | None:
 
 
 def require_running(exercise: Exercise, *, doing: str) -> None:
-    if exercise.status != ExerciseStatus.running:
+    _require_running(exercise.status, doing=doing)
+
+
+def _require_running(status: ExerciseStatus, *, doing: str) -> None:
+    if status != ExerciseStatus.running:
         raise InvalidState(
-            f"The exercise is {exercise.status.value}; {doing} only while it is running.",
+            f"The exercise is {status.value}; {doing} only while it is running.",
             code="not_running",
         )
 
@@ -267,32 +274,78 @@ def _scenario_texts(
     }
 
 
-def deliver_inject(
-    session: Session, *, exercise: Exercise, data: InjectCreate, library: ScenarioLibrary
-) -> InjectRead:
-    """Copy the incident into the exercise and deliver it to the chosen teams."""
-    require_running(exercise, doing="injects can be delivered")
+@dataclass(frozen=True)
+class _Delivery:
+    """What delivering an inject needs to know of its exercise, read under the exercise's lock."""
+
+    status: ExerciseStatus
+    locale: str
+    paused_s: float
+    team_ids: list[str]
+    injects_so_far: int
+
+
+def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) -> _Delivery:
     # The exercise's write lock first, so that the newest seq can be read with the rest.
-    events.serialize_exercise(session, exercise_id=exercise.id)
-    # The teams, the number of injects so far and the newest seq in one query, every participant
-    # waiting on it; Core on the tables through the connection (the ORM's took twice as long).
+    events.serialize_exercise(session, exercise_id=exercise_id)
+    # The exercise, its teams, the number of injects so far and the newest seq in one query,
+    # every participant waiting on it; Core on the tables through the connection (the ORM's
+    # took twice as long). An exercise without teams still gives a row, its team id NULL.
     delivered = (
-        sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise.id).scalar_subquery()
+        sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise_id).scalar_subquery()
     )
-    newest = events.newest_seq(exercise.id).scalar_subquery()
-    rows = (
-        session.connection()
-        .execute(
-            sa_select(_TEAMS.c.id, delivered, newest)
-            .where(_TEAMS.c.exercise_id == exercise.id)
-            .order_by(*_TEAM_ORDER)
+    newest = events.newest_seq(exercise_id).scalar_subquery()
+    query = (
+        sa_select(
+            _EXERCISES.c.status,
+            _EXERCISES.c.locale,
+            _EXERCISES.c.paused_s,
+            _TEAMS.c.id,
+            delivered,
+            newest,
         )
-        .all()
+        .select_from(_EXERCISES.outerjoin(_TEAMS, _TEAMS.c.exercise_id == _EXERCISES.c.id))
+        .where(_EXERCISES.c.id == exercise_id)
+        .order_by(*_TEAM_ORDER)
     )
-    # Refuses an exercise without teams: past it, there is a first row.
-    team_ids = _chosen_teams([team_id for team_id, _, _ in rows], data.team_ids)
-    _, injects_so_far, newest_seq = rows[0]
-    events.note_last_seq(session, exercise_id=exercise.id, seq=newest_seq or 0)
+    if owner_token is not None:
+        # The owner's token, checked in the same query rather than one of its own.
+        query = query.join(
+            _LOGIN_TOKENS, _LOGIN_TOKENS.c.facilitator_id == _EXERCISES.c.owner_id
+        ).where(auth.is_live_token(owner_token))
+    rows = session.connection().execute(query).all()
+    if not rows and owner_token is not None:
+        raise Unauthorized("Your session has ended; log in again to deliver injects.")
+    if not rows:
+        raise NotFound("No such exercise.", code="exercise_not_found")
+    status, locale, paused_s, _, injects_so_far, newest_seq = rows[0]
+    events.note_last_seq(session, exercise_id=exercise_id, seq=newest_seq or 0)
+    return _Delivery(
+        status=status,
+        locale=locale,
+        paused_s=paused_s,
+        team_ids=[row[3] for row in rows if row[3] is not None],
+        injects_so_far=injects_so_far,
+    )
+
+
+def deliver_inject(
+    session: Session,
+    *,
+    exercise_id: str,
+    data: InjectCreate,
+    library: ScenarioLibrary,
+    owner_token: str | None = None,
+) -> InjectRead:
+    """Copy the incident into the exercise and deliver it to the chosen teams.
+
+    `owner_token`: the facilitator's login token, for a caller that has not checked it yet
+    (the live socket checks it with each inject, so that logging out revokes at once);
+    Unauthorized when it is no longer a live token of the exercise's owner.
+    """
+    exercise = _delivery(session, exercise_id=exercise_id, owner_token=owner_token)
+    _require_running(exercise.status, doing="injects can be delivered")
+    team_ids = _chosen_teams(exercise.team_ids, data.team_ids)
     if data.scenario_id is not None:
         texts = _scenario_texts(library, scenario_id=data.scenario_id, followup_id=data.followup_id)
         own = texts[exercise.locale]
@@ -305,8 +358,8 @@ def deliver_inject(
             "receiving": data.receiving or "",
         }
     inject = Inject(
-        exercise_id=exercise.id,
-        position=injects_so_far + 1,
+        exercise_id=exercise_id,
+        position=exercise.injects_so_far + 1,
         scenario_id=data.scenario_id,
         followup_id=data.followup_id,
         texts=texts,
@@ -327,7 +380,7 @@ def deliver_inject(
     read = inject_read(inject, team_ids)
     events.record(
         session,
-        exercise_id=exercise.id,
+        exercise_id=exercise_id,
         type="inject",
         payload={"inject": read.model_dump(mode="json")},
         team_ids=team_ids,

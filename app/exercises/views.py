@@ -105,7 +105,7 @@ async def deliver_inject(
     # A coroutine with one explicit thread hop for the database: as a plain function FastAPI
     # would also validate the response in a thread, and every participant waits on this one.
     return await run_in_threadpool(
-        service.deliver_inject, session, exercise=exercise, data=body, library=library
+        service.deliver_inject, session, exercise_id=exercise.id, data=body, library=library
     )
 
 

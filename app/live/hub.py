@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.auth.ratelimit import EditRateLimiter, MessageBudget
 from app.db import reading, utcnow
 from app.errors import DomainError, Unauthorized
+from app.exercises import service as exercises
 from app.live import events, protocol
 from app.live import service as live
 from app.live.batcher import EditBatcher
@@ -328,13 +329,15 @@ class Room:
         return bool(self.facilitators or self.teams)
 
     def audience_of(self, envelope: Envelope) -> Iterable[Subscriber]:
-        yield from self.facilitators
+        # Participants first: they are the ones waiting, and the facilitator whose click it was
+        # would otherwise be woken (and take CPU) while the teams' frames are still being written.
         if envelope.team_ids is None:
             for members in self.teams.values():
                 yield from members
         else:
             for team_id in envelope.team_ids:
                 yield from self.teams.get(team_id, ())
+        yield from self.facilitators
 
     def everyone(self) -> list[Subscriber]:
         return [*self.facilitators, *(s for members in self.teams.values() for s in members)]
@@ -745,11 +748,12 @@ class Hub:
             return
         try:
             inject = await self.write(
-                live.deliver_inject,
-                token=audience.credential,
+                exercises.deliver_inject,
                 exercise_id=audience.exercise_id,
                 data=request,
                 library=sub.websocket.app.state.scenarios,
+                # Checked again with each inject: logging out revokes the open socket too.
+                owner_token=audience.credential,
             )
         except DomainError as exc:
             self._error(

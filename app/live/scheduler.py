@@ -92,7 +92,7 @@ def deliver_followup(
         return False
     exercises.deliver_inject(
         session,
-        exercise=exercise,
+        exercise_id=exercise_id,
         data=InjectCreate(scenario_id=scenario_id, followup_id=followup_id, team_ids=team_ids),
         library=library,
     )

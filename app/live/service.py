@@ -8,15 +8,12 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth
 from app.auth.models import Facilitator
-from app.errors import Unauthorized
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, Participant, Team
-from app.exercises.schemas import InjectCreate, InjectRead
 from app.live import events
 from app.live.broker import encode
 from app.live.models import Event
 from app.responses.models import ResponseCell, Submission
-from app.scenarios.loader import ScenarioLibrary
 
 REPLAY_PAGE = 500
 
@@ -77,28 +74,6 @@ def facilitator_by_token(session: Session, *, token: str) -> Facilitator | None:
 def owns_exercise(session: Session, *, facilitator: Facilitator, exercise_id: str) -> bool:
     exercise = session.get(Exercise, exercise_id)
     return exercise is not None and exercise.owner_id == facilitator.id
-
-
-def deliver_inject(
-    session: Session,
-    *,
-    token: str,
-    exercise_id: str,
-    data: InjectCreate,
-    library: ScenarioLibrary,
-) -> InjectRead:
-    """An inject sent over the facilitator's socket, with the checks of `POST .../injects`.
-
-    The token is checked again with every inject, in the same query that loads the exercise:
-    the socket was opened with it, but a facilitator who has logged out (or whose session
-    expired) since must not deliver anything.
-    """
-    exercise = exercises.owned_via_token(session, token=token, exercise_id=exercise_id)
-    if exercise is None:
-        raise Unauthorized(
-            "Your session has ended; log in again to deliver injects.", code="unauthenticated"
-        )
-    return exercises.deliver_inject(session, exercise=exercise, data=data, library=library)
 
 
 def exercise_state(exercise: Exercise) -> dict[str, Any]:
