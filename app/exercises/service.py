@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import BindParameter, Select, bindparam, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -285,35 +285,59 @@ class _Delivery:
     injects_so_far: int
 
 
-def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) -> _Delivery:
-    # The exercise's write lock first, so that the newest seq can be read with the rest.
-    events.serialize_exercise(session, exercise_id=exercise_id)
-    # The exercise, its teams, the number of injects so far and the newest seq in one query,
-    # every participant waiting on it; Core on the tables through the connection (the ORM's
-    # took twice as long). An exercise without teams still gives a row, its team id NULL.
-    delivered = (
-        sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise_id).scalar_subquery()
-    )
-    newest = events.newest_seq(exercise_id).scalar_subquery()
+def _delivery_query(*, with_token: bool) -> Select[Any]:
+    """The exercise, its teams, the number of injects so far and the newest seq, in one query.
+
+    Built once, with parameters: building this statement for each inject took longer than
+    SQLite took to run it. An exercise without teams still gives a row, its team id NULL.
+    With `with_token`, only while `token_hash` is a live login of the exercise's owner.
+    """
+    exercise_id: BindParameter[str] = bindparam("exercise_id")
+    delivered = sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise_id)
     query = (
         sa_select(
             _EXERCISES.c.status,
             _EXERCISES.c.locale,
             _EXERCISES.c.paused_s,
             _TEAMS.c.id,
-            delivered,
-            newest,
+            delivered.scalar_subquery(),
+            events.newest_seq(exercise_id).scalar_subquery(),
         )
         .select_from(_EXERCISES.outerjoin(_TEAMS, _TEAMS.c.exercise_id == _EXERCISES.c.id))
         .where(_EXERCISES.c.id == exercise_id)
         .order_by(*_TEAM_ORDER)
     )
-    if owner_token is not None:
+    if not with_token:
+        return query
+    return query.join(_LOGIN_TOKENS, _LOGIN_TOKENS.c.facilitator_id == _EXERCISES.c.owner_id).where(
+        _LOGIN_TOKENS.c.token_hash == bindparam("token_hash"),
+        _LOGIN_TOKENS.c.expires_at > bindparam("now"),
+    )
+
+
+_DELIVERY = _delivery_query(with_token=False)
+_DELIVERY_FOR_TOKEN = _delivery_query(with_token=True)
+_INSERT_INJECT = _INJECTS.insert()
+_INSERT_TARGETS = _INJECT_TARGETS.insert()
+
+
+def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) -> _Delivery:
+    # The exercise's write lock first, so that the newest seq can be read with the rest.
+    events.serialize_exercise(session, exercise_id=exercise_id)
+    # Core through the connection: every participant waits on this (the ORM took twice as long).
+    connection = session.connection()
+    if owner_token is None:
+        rows = connection.execute(_DELIVERY, {"exercise_id": exercise_id}).all()
+    else:
         # The owner's token, checked in the same query rather than one of its own.
-        query = query.join(
-            _LOGIN_TOKENS, _LOGIN_TOKENS.c.facilitator_id == _EXERCISES.c.owner_id
-        ).where(auth.is_live_token(owner_token))
-    rows = session.connection().execute(query).all()
+        rows = connection.execute(
+            _DELIVERY_FOR_TOKEN,
+            {
+                "exercise_id": exercise_id,
+                "token_hash": auth.hash_token(owner_token),
+                "now": utcnow(),
+            },
+        ).all()
     if not rows and owner_token is not None:
         raise Unauthorized("Your session has ended; log in again to deliver injects.")
     if not rows:
@@ -357,7 +381,9 @@ def deliver_inject(
             "source": data.source or "",
             "receiving": data.receiving or "",
         }
-    inject = Inject(
+    # A plain object, not one the ORM tracks (the inserts below are Core): its values were
+    # validated on the way in, and the ORM's attribute machinery cost more than the insert.
+    inject = Inject.model_construct(
         exercise_id=exercise_id,
         position=exercise.injects_so_far + 1,
         scenario_id=data.scenario_id,
@@ -373,9 +399,10 @@ def deliver_inject(
     )
     # Plain inserts on the tables, not the ORM's unit of work nor an ORM object per team (each
     # took several times as long): every participant is waiting for this click.
-    session.execute(_INJECTS.insert(), [inject.model_dump()])
-    session.execute(
-        _INJECT_TARGETS.insert(), [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
+    connection = session.connection()
+    connection.execute(_INSERT_INJECT, [inject.model_dump()])
+    connection.execute(
+        _INSERT_TARGETS, [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
     )
     read = inject_read(inject, team_ids)
     events.record(

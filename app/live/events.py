@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, text
+from sqlalchemy import BindParameter, Select, and_, func, or_, text
 from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -142,7 +142,7 @@ def last_seq(session: Session, *, exercise_id: str) -> int:
     return int(found or 0)
 
 
-def newest_seq(exercise_id: str) -> Select[int | None]:
+def newest_seq(exercise_id: str | BindParameter[str]) -> Select[int | None]:
     """The query for the exercise's newest seq (NULL before its first event), to run or nest."""
     return sa_select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise_id)
 
