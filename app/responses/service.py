@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
     Integer,
     String,
     bindparam,
@@ -281,19 +283,19 @@ class _Context:
     current: dict[tuple[str, str, str], _Current] = field(default_factory=dict)
 
 
-def _batch_context(
-    session: Session,
-    *,
-    exercise_ids: list[str],
-    team_ids: set[str],
-    inject_ids: set[str],
-    writers: set[str | None],
-) -> _Context:
-    """The batch's context in one query: on PostgreSQL each query is a round trip made while
-    holding the exercise's lock, which the other server processes wait for."""
+def _batch_context_query() -> CompoundSelect:
+    """The union of every kind of row a batch is judged against, with list parameters.
+
+    Built once: building it for each batch took longer than the database took to run it,
+    and a batch runs it holding the exercises' write locks.
+    """
     exercise, team, participant = _EXERCISES, _TEAMS, _PARTICIPANTS
     target, cell, event = _INJECT_TARGETS, _CELLS, _EVENTS
     text_null, int_null = cast(null(), String), cast(null(), Integer)
+    exercise_ids: BindParameter[list[str]] = bindparam("exercise_ids", expanding=True)
+    team_ids: BindParameter[list[str]] = bindparam("team_ids", expanding=True)
+    inject_ids: BindParameter[list[str]] = bindparam("inject_ids", expanding=True)
+    writers: BindParameter[list[str]] = bindparam("writers", expanding=True)
 
     def branch(
         name: str,
@@ -315,28 +317,47 @@ def _batch_context(
             updated_by.label("updated_by"),
         )
 
+    return union_all(
+        branch("status", exercise.c.id, cast(exercise.c.status, String)).where(
+            exercise.c.id.in_(exercise_ids)
+        ),
+        branch("team", team.c.id, team.c.exercise_id).where(team.c.id.in_(team_ids)),
+        branch("removed", participant.c.id).where(
+            participant.c.id.in_(writers), participant.c.removed_at.is_not(None)
+        ),
+        branch("delivered", target.c.team_id, target.c.inject_id).where(
+            target.c.team_id.in_(team_ids), target.c.inject_id.in_(inject_ids)
+        ),
+        # The newest seq too, which recording the batch's events would otherwise read.
+        branch("seq", event.c.exercise_id, version=func.max(event.c.seq))
+        .where(event.c.exercise_id.in_(exercise_ids))
+        .group_by(event.c.exercise_id),
+        branch(
+            "cell",
+            *(cell.c.team_id, cell.c.inject_id, cell.c.field),
+            *(cell.c.version, cell.c.value, cell.c.updated_by),
+        ).where(cell.c.team_id.in_(team_ids), cell.c.inject_id.in_(inject_ids)),
+    )
+
+
+def _batch_context(
+    session: Session,
+    *,
+    exercise_ids: list[str],
+    team_ids: set[str],
+    inject_ids: set[str],
+    writers: set[str | None],
+) -> _Context:
+    """The batch's context in one query: on PostgreSQL each query is a round trip made while
+    holding the exercise's lock, which the other server processes wait for."""
     rows = session.connection().execute(
-        union_all(
-            branch("status", exercise.c.id, cast(exercise.c.status, String)).where(
-                exercise.c.id.in_(exercise_ids)
-            ),
-            branch("team", team.c.id, team.c.exercise_id).where(team.c.id.in_(team_ids)),
-            branch("removed", participant.c.id).where(
-                participant.c.id.in_(writers), participant.c.removed_at.is_not(None)
-            ),
-            branch("delivered", target.c.team_id, target.c.inject_id).where(
-                target.c.team_id.in_(team_ids), target.c.inject_id.in_(inject_ids)
-            ),
-            # The newest seq too, which recording the batch's events would otherwise read.
-            branch("seq", event.c.exercise_id, version=func.max(event.c.seq))
-            .where(event.c.exercise_id.in_(exercise_ids))
-            .group_by(event.c.exercise_id),
-            branch(
-                "cell",
-                *(cell.c.team_id, cell.c.inject_id, cell.c.field),
-                *(cell.c.version, cell.c.value, cell.c.updated_by),
-            ).where(cell.c.team_id.in_(team_ids), cell.c.inject_id.in_(inject_ids)),
-        )
+        _BATCH_CONTEXT,
+        {
+            "exercise_ids": exercise_ids,
+            "team_ids": sorted(team_ids),
+            "inject_ids": sorted(inject_ids),
+            "writers": sorted(w for w in writers if w is not None),
+        },
     )
     context = _Context()
     for row in rows:
@@ -399,6 +420,7 @@ _UPDATE_CELL = (
     .where(*(_CELLS.c[k] == bindparam(f"key_{k}") for k in _KEY))
     .values({k: bindparam(k) for k in _SET})
 )
+_BATCH_CONTEXT = _batch_context_query()
 
 
 def cells_of(session: Session, *, team_id: str) -> list[ResponseCell]:
