@@ -79,7 +79,7 @@ def build(url: str, *, teams: int, injects: int, chars: int) -> str:
         delivered = [
             exercises.deliver_inject(
                 session,
-                exercise=exercise,
+                exercise_id=exercise.id,
                 data=InjectCreate(scenario_id=scenario_ids[i % len(scenario_ids)]),
                 library=library,
             )
