@@ -4,10 +4,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, bindparam
 from sqlmodel import Session, col, delete, select
 
 from app.auth.models import Facilitator, LoginToken
@@ -124,11 +125,22 @@ def facilitator_for_token(session: Session, *, token: str) -> Facilitator | None
     ).first()
 
 
+# The condition on LoginToken for a token that has not expired, with the token's hash and the
+# time as parameters: a statement built once takes it with live_token_params.
+LIVE_TOKEN: ColumnElement[bool] = and_(
+    col(LoginToken.token_hash) == bindparam("token_hash"),
+    col(LoginToken.expires_at) > bindparam("now"),
+)
+
+
+def live_token_params(token: str) -> dict[str, Any]:
+    """The parameters of LIVE_TOKEN for this token, now."""
+    return {"token_hash": hash_token(token), "now": utcnow()}
+
+
 def is_live_token(token: str) -> ColumnElement[bool]:
     """The condition on LoginToken for this token, unexpired (for queries joined to it)."""
-    return and_(
-        col(LoginToken.token_hash) == hash_token(token), col(LoginToken.expires_at) > utcnow()
-    )
+    return LIVE_TOKEN.params(live_token_params(token))
 
 
 def participant_for_token(session: Session, *, token: str) -> Participant | None:

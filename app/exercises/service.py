@@ -290,7 +290,8 @@ def _delivery_query(*, with_token: bool) -> Select[Any]:
 
     Built once, with parameters: building this statement for each inject took longer than
     SQLite took to run it. An exercise without teams still gives a row, its team id NULL.
-    With `with_token`, only while `token_hash` is a live login of the exercise's owner.
+    With `with_token`, only while the token (auth.live_token_params) is a live login of the
+    exercise's owner.
     """
     exercise_id: BindParameter[str] = bindparam("exercise_id")
     delivered = sa_select(func.count()).where(_INJECTS.c.exercise_id == exercise_id)
@@ -310,8 +311,7 @@ def _delivery_query(*, with_token: bool) -> Select[Any]:
     if not with_token:
         return query
     return query.join(_LOGIN_TOKENS, _LOGIN_TOKENS.c.facilitator_id == _EXERCISES.c.owner_id).where(
-        _LOGIN_TOKENS.c.token_hash == bindparam("token_hash"),
-        _LOGIN_TOKENS.c.expires_at > bindparam("now"),
+        auth.LIVE_TOKEN
     )
 
 
@@ -332,11 +332,7 @@ def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) ->
         # The owner's token, checked in the same query rather than one of its own.
         rows = connection.execute(
             _DELIVERY_FOR_TOKEN,
-            {
-                "exercise_id": exercise_id,
-                "token_hash": auth.hash_token(owner_token),
-                "now": utcnow(),
-            },
+            {"exercise_id": exercise_id, **auth.live_token_params(owner_token)},
         ).all()
     if not rows and owner_token is not None:
         raise Unauthorized("Your session has ended; log in again to deliver injects.")
@@ -367,12 +363,12 @@ def deliver_inject(
     (the live socket checks it with each inject, so that logging out revokes at once);
     Unauthorized when it is no longer a live token of the exercise's owner.
     """
-    exercise = _delivery(session, exercise_id=exercise_id, owner_token=owner_token)
-    _require_running(exercise.status, doing="injects can be delivered")
-    team_ids = _chosen_teams(exercise.team_ids, data.team_ids)
+    delivery = _delivery(session, exercise_id=exercise_id, owner_token=owner_token)
+    _require_running(delivery.status, doing="injects can be delivered")
+    team_ids = _chosen_teams(delivery.team_ids, data.team_ids)
     if data.scenario_id is not None:
         texts = _scenario_texts(library, scenario_id=data.scenario_id, followup_id=data.followup_id)
-        own = texts[exercise.locale]
+        own = texts[delivery.locale]
     else:
         texts = {}
         own = {
@@ -385,11 +381,11 @@ def deliver_inject(
     # validated on the way in, and the ORM's attribute machinery cost more than the insert.
     inject = Inject.model_construct(
         exercise_id=exercise_id,
-        position=exercise.injects_so_far + 1,
+        position=delivery.injects_so_far + 1,
         scenario_id=data.scenario_id,
         followup_id=data.followup_id,
         texts=texts,
-        paused_s_at_delivery=exercise.paused_s,
+        paused_s_at_delivery=delivery.paused_s,
         time_limit_s=data.time_limit_s,
         auto_followups=data.auto_followups,
         title=own["title"],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, and_, func, or_, text
+from sqlalchemy import ColumnElement, Select, and_, func, or_, text
 from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -142,8 +142,9 @@ def last_seq(session: Session, *, exercise_id: str) -> int:
     return int(found or 0)
 
 
-def newest_seq(exercise_id: str | BindParameter[str]) -> Select[int | None]:
-    """The query for the exercise's newest seq (NULL before its first event), to run or nest."""
+def newest_seq(exercise_id: str | ColumnElement[str]) -> Select[int | None]:
+    """The query for the exercise's newest seq (NULL before its first event), to run or nest
+    (`exercise_id`: a value, a parameter, or the column of an enclosing query)."""
     return sa_select(func.max(_EVENTS.c.seq)).where(_EVENTS.c.exercise_id == exercise_id)
 
 

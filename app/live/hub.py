@@ -695,6 +695,21 @@ class Hub:
     def _error(self, sub: Subscriber, **fields: Any) -> None:
         sub.send(protocol.error(seq=self.latest_seq(sub.audience.exercise_id), **fields))
 
+    def _refuse(self, sub: Subscriber, exc: DomainError, *, client_ref: Any) -> None:
+        """The `error` answering a request the rules refused, as REST would word it."""
+        self._error(sub, code=exc.code, detail=exc.detail, client_ref=client_ref, **exc.extra)
+
+    def _ack(self, sub: Subscriber, *, client_ref: Any, **fields: Any) -> None:
+        """The `ack` of a request carried out (an edit stored, an inject delivered)."""
+        sub.send(
+            protocol.server_message(
+                "ack",
+                seq=self.latest_seq(sub.audience.exercise_id),
+                client_ref=client_ref,
+                **fields,
+            )
+        )
+
     async def _edit(self, sub: Subscriber, request: protocol.Edit) -> None:
         audience = sub.audience
         team_id = audience.team_id or request.team_id
@@ -722,18 +737,9 @@ class Hub:
                 )
             )
         except DomainError as exc:
-            self._error(
-                sub, code=exc.code, detail=exc.detail, client_ref=request.client_ref, **exc.extra
-            )
+            self._refuse(sub, exc, client_ref=request.client_ref)
             return
-        sub.send(
-            protocol.server_message(
-                "ack",
-                seq=self.latest_seq(audience.exercise_id),
-                client_ref=request.client_ref,
-                version=version,
-            )
-        )
+        self._ack(sub, client_ref=request.client_ref, version=version)
 
     async def _inject(self, sub: Subscriber, request: protocol.DeliverInject) -> None:
         """Deliver the facilitator's inject; `ack` with it, or an `error` as the REST call would."""
@@ -756,20 +762,11 @@ class Hub:
                 owner_token=audience.credential,
             )
         except DomainError as exc:
-            self._error(
-                sub, code=exc.code, detail=exc.detail, client_ref=request.client_ref, **exc.extra
-            )
+            self._refuse(sub, exc, client_ref=request.client_ref)
             if isinstance(exc, Unauthorized):
                 sub.send(_Close(protocol.CLOSE_UNAUTHENTICATED))
             return
-        sub.send(
-            protocol.server_message(
-                "ack",
-                seq=self.latest_seq(audience.exercise_id),
-                client_ref=request.client_ref,
-                inject=inject.model_dump(mode="json"),
-            )
-        )
+        self._ack(sub, client_ref=request.client_ref, inject=inject.model_dump(mode="json"))
 
     def _focus(self, sub: Subscriber, request: protocol.Focus) -> None:
         audience = sub.audience

@@ -12,7 +12,6 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
-    func,
     literal_column,
     null,
     union_all,
@@ -27,7 +26,6 @@ from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, 
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.live import events
-from app.live.models import Event
 from app.responses.fields import DISCLOSE_CHOICES, FIELD_KEYS, MAX_VALUE_LENGTH
 from app.responses.models import ResponseCell, ResponseRevision, Submission
 from app.responses.schemas import conflict_body
@@ -290,7 +288,7 @@ def _batch_context_query() -> CompoundSelect:
     and a batch runs it holding the exercises' write locks.
     """
     exercise, team, participant = _EXERCISES, _TEAMS, _PARTICIPANTS
-    target, cell, event = _INJECT_TARGETS, _CELLS, _EVENTS
+    target, cell = _INJECT_TARGETS, _CELLS
     text_null, int_null = cast(null(), String), cast(null(), Integer)
     exercise_ids: BindParameter[list[str]] = bindparam("exercise_ids", expanding=True)
     team_ids: BindParameter[list[str]] = bindparam("team_ids", expanding=True)
@@ -320,12 +318,7 @@ def _batch_context_query() -> CompoundSelect:
     # The newest seq too, which recording the batch's events would otherwise read: per exercise
     # row, so the database reads one index entry (max over a GROUP BY read all of the exercise's
     # events, and a busy exercise adds a thousand a second).
-    newest = (
-        sa_select(func.max(event.c.seq))
-        .where(event.c.exercise_id == exercise.c.id)
-        .correlate(exercise)
-        .scalar_subquery()
-    )
+    newest = events.newest_seq(exercise.c.id).correlate(exercise).scalar_subquery()
     return union_all(
         branch("status", exercise.c.id, cast(exercise.c.status, String), version=newest).where(
             exercise.c.id.in_(exercise_ids)
@@ -416,7 +409,6 @@ _EXERCISES = Exercise.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
 _PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
-_EVENTS = Event.__table__  # type: ignore[attr-defined]
 _KEY = ("team_id", "inject_id", "field")
 _SET = ("value", "version", "updated_by", "updated_at")
 _UPDATE_CELL = (
