@@ -219,6 +219,44 @@ def test_an_inject_pushed_through_one_process_reaches_sockets_on_both(cluster: C
     assert len({m["seq"] for m in received}) == 1
 
 
+def test_an_inject_sent_over_the_console_socket_reaches_the_other_process(
+    cluster: Cluster,
+) -> None:
+    drill = _drill(cluster)
+    red, blue = drill.teams
+    facilitator_path = f"/ws/exercises/{drill.id}/facilitator"
+    with (
+        _socket(cluster.one, facilitator_path, cluster.headers) as console_one,
+        _socket(cluster.two, "/ws/participant", _join(cluster.two, blue, "B")) as blue_two,
+        _socket(cluster.two, "/ws/participant", _join(cluster.two, red, "R")) as red_two,
+    ):
+        console_one.send(
+            json.dumps(
+                {
+                    "type": "inject",
+                    "client_ref": "i1",
+                    "title": "Phishing",
+                    "body": "A mail asks for passwords.",
+                    "team_ids": [blue["id"]],
+                }
+            )
+        )
+        ack = _next(console_one, "ack")
+        received = _next(blue_two, "inject")
+        note = _post(
+            cluster.one,
+            f"/api/exercises/{drill.id}/messages",
+            {"text": "after"},
+            headers=cluster.headers,
+        )
+        # Red's next event is the message: the inject was Blue's only.
+        (first,) = _collect(red_two, {"inject", "message"}, 1)
+    assert (first["type"], first["seq"]) == ("message", note["seq"])
+    assert ack["client_ref"] == "i1"
+    assert received["inject"] == ack["inject"]
+    assert received["inject"]["team_ids"] == [blue["id"]]
+
+
 def _presence_of(ws: ClientConnection, name: str, wanted: Any) -> dict[str, Any]:
     """The participant's entry in the first presence message that satisfies `wanted`."""
     deadline = time.monotonic() + WAIT_S
