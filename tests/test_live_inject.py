@@ -1,11 +1,17 @@
 """Injects sent over the facilitator's socket: the same checks and answers as the REST call."""
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlmodel import Session, col
 from starlette.websockets import WebSocketDisconnect
 
+from app.auth.models import LoginToken
+from app.auth.service import hash_token
+from app.db import utcnow
 from tests.factories import Exercise, join, login, make_exercise
 from tests.test_live_ws import broadcast, facilitator_ws, hello, next_message, participant_ws
 
@@ -127,11 +133,27 @@ def test_an_inject_into_a_paused_exercise_is_refused_with_its_reason(client: Tes
     assert injects_of(client, exercise) == []
 
 
-def test_after_logout_the_open_socket_delivers_nothing_and_is_closed(client: TestClient) -> None:
+def end_login(client: TestClient, exercise: Exercise) -> None:
+    """The login behind the exercise's headers ends without this process hearing of it, as an
+    expiry or a logout through another server process would."""
+    token = exercise.headers["Authorization"].removeprefix("Bearer ")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        session.execute(
+            update(LoginToken)
+            .where(col(LoginToken.token_hash) == hash_token(token))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        session.commit()
+
+
+def test_an_inject_after_the_login_ended_is_refused_and_the_socket_closed(
+    client: TestClient,
+) -> None:
     exercise = make_exercise(client)
     with facilitator_ws(client, exercise) as console:
         hello(console)
-        assert client.post("/api/auth/logout", headers=exercise.headers).status_code == 204
+        end_login(client, exercise)
         console.send_json({"type": "inject", "client_ref": "late", "scenario_id": "jnsa-2018-01"})
         error = next_message(console)
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -146,6 +168,49 @@ def test_after_logout_the_open_socket_delivers_nothing_and_is_closed(client: Tes
     listed = client.get(f"/api/exercises/{exercise.id}", headers=login(client))
     assert listed.status_code == 200, listed.text
     assert listed.json()["injects"] == []
+
+
+def test_logging_out_closes_the_facilitators_open_sockets_at_once(client: TestClient) -> None:
+    exercise = make_exercise(client)
+    again = login(client)  # a second login of the same facilitator, in another browser
+    with facilitator_ws(client, exercise) as console:
+        hello(console)
+        assert client.post("/api/auth/logout", headers=exercise.headers).status_code == 204
+        # The next event is not for the logged-out socket: it was closed before.
+        sent = client.post(
+            f"/api/exercises/{exercise.id}/messages", json={"text": "after"}, headers=again
+        )
+        assert sent.status_code == 201, sent.text
+        first = next_message(console)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            next_message(console)
+    assert (first["type"], first["code"]) == ("error", "unauthenticated")
+    assert closed.value.code == 4401
+
+
+def test_sockets_whose_login_ended_elsewhere_are_closed_when_checked(client: TestClient) -> None:
+    exercise = make_exercise(client)
+    again = login(client)  # a second login of the same facilitator, in another browser
+    hub = client.app.state.hub  # type: ignore[attr-defined]
+    url = f"/ws/exercises/{exercise.id}/facilitator"
+    with (
+        facilitator_ws(client, exercise) as ended,
+        client.websocket_connect(url, headers=again) as still,
+    ):
+        hello(ended)
+        hello(still)
+        end_login(client, exercise)
+        assert client.portal.call(hub.revalidate) == 1  # type: ignore[union-attr]
+        assert next_message(ended)["code"] == "unauthenticated"
+        with pytest.raises(WebSocketDisconnect) as closed:
+            next_message(ended)
+        # The other login's socket stays and goes on receiving.
+        sent = client.post(
+            f"/api/exercises/{exercise.id}/messages", json={"text": "still here"}, headers=again
+        )
+        assert sent.status_code == 201, sent.text
+        assert next_message(still)["seq"] == sent.json()["seq"]
+    assert closed.value.code == 4401
 
 
 def test_a_participant_cannot_deliver_an_inject(client: TestClient) -> None:

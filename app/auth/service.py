@@ -125,12 +125,18 @@ def facilitator_for_token(session: Session, *, token: str) -> Facilitator | None
     ).first()
 
 
-# The condition on LoginToken for a token that has not expired, with the token's hash and the
-# time as parameters: a statement built once takes it with live_token_params.
-LIVE_TOKEN: ColumnElement[bool] = and_(
-    col(LoginToken.token_hash) == bindparam("token_hash"),
-    col(LoginToken.expires_at) > bindparam("now"),
-)
+def _live_token(token_hash: Any, now: Any) -> ColumnElement[bool]:
+    """The condition on LoginToken for a token (by hash) that has not expired at `now`."""
+    return and_(col(LoginToken.token_hash) == token_hash, _unexpired(now))
+
+
+def _unexpired(now: Any) -> ColumnElement[bool]:
+    return col(LoginToken.expires_at) > now
+
+
+# The same with the hash and the time as parameters: a statement built once takes it with
+# live_token_params.
+LIVE_TOKEN = _live_token(bindparam("token_hash"), bindparam("now"))
 
 
 def live_token_params(token: str) -> dict[str, Any]:
@@ -138,9 +144,20 @@ def live_token_params(token: str) -> dict[str, Any]:
     return {"token_hash": hash_token(token), "now": utcnow()}
 
 
+def live_tokens(session: Session, *, tokens: list[str]) -> set[str]:
+    """Which of these login tokens are still live (not logged out, not expired)."""
+    by_hash = {hash_token(token): token for token in tokens}
+    found = session.exec(
+        select(LoginToken.token_hash).where(
+            col(LoginToken.token_hash).in_(by_hash), _unexpired(utcnow())
+        )
+    )
+    return {by_hash[token_hash] for token_hash in found}
+
+
 def is_live_token(token: str) -> ColumnElement[bool]:
     """The condition on LoginToken for this token, unexpired (for queries joined to it)."""
-    return LIVE_TOKEN.params(live_token_params(token))
+    return _live_token(hash_token(token), utcnow())
 
 
 def participant_for_token(session: Session, *, token: str) -> Participant | None:

@@ -1,6 +1,7 @@
 """Login, logout and joining a team."""
 
 from fastapi import APIRouter, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
 from app.auth.deps import FACILITATOR_COOKIE, PARTICIPANT_COOKIE, bearer_token
@@ -64,11 +65,13 @@ def login(
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(request: Request, session: SessionDep) -> Response:
-    """End the facilitator session of this token or cookie."""
+async def logout(request: Request, session: SessionDep) -> Response:
+    """End the facilitator session of this token or cookie, live sockets included."""
     token = bearer_token(request) or request.cookies.get(FACILITATOR_COOKIE)
     if token:
-        service.logout(session, token=token)
+        await run_in_threadpool(service.logout, session, token=token)
+        # This process's sockets of that login close now; other processes' within a few seconds.
+        await request.app.state.hub.revalidate()
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(FACILITATOR_COOKIE, path="/")
     return response

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.auth import service as auth
 from app.auth.ratelimit import EditRateLimiter, MessageBudget
 from app.db import reading, utcnow
 from app.errors import DomainError, Unauthorized
@@ -51,6 +52,9 @@ SOCKET_MESSAGES_PER_S = 50.0
 SOCKET_MESSAGE_BURST = 100
 # Throttled messages in a row (10 s at the budget's pace) after which a socket is closed.
 FLOOD_MESSAGES = 500
+# How often facilitator sockets' logins are checked again: a logout in another server process
+# (or an expiry) closes them within this time; a logout in this process closes them at once.
+REVALIDATE_S = 15.0
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -367,6 +371,7 @@ class Hub:
         self._snapshots: dict[tuple[str, str | None], asyncio.Task[live.Snapshot]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._revalidator: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -377,6 +382,7 @@ class Hub:
         self._db_threads = CapacityLimiter(DB_THREADS)
         self.edits.start()
         self.presence.start()
+        self._revalidator = self._loop.create_task(self._revalidate_forever())
         await self.broker.start(self._ingest, self.presence.merge_note)
 
     async def stop(self) -> None:
@@ -387,6 +393,9 @@ class Hub:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT_S)
         self.presence.close()
+        if self._revalidator is not None:
+            self._revalidator.cancel()
+            self._revalidator = None
         await self.edits.stop()
         await self.broker.stop()
         self._loop = None
@@ -533,6 +542,38 @@ class Hub:
     def _run(self, function: Callable[..., T], read_only: bool, kwargs: dict[str, Any]) -> T:
         with self.session(read_only=read_only) as session:
             return function(session, **kwargs)
+
+    # -- facilitators' logins ----------------------------------------------------------------
+
+    async def revalidate(self) -> int:
+        """Close the facilitator sockets whose login has ended (logged out, expired) with 4401.
+
+        A facilitator socket is authenticated once, at its handshake; without this it would go on
+        receiving every team's answers after its facilitator logged out. Returns how many closed.
+        """
+        subs = [
+            sub
+            for room in self.rooms.values()
+            for sub in room.facilitators
+            if sub.audience.credential is not None and not sub.closed
+        ]
+        if not subs:
+            return 0
+        tokens = list({sub.audience.credential for sub in subs if sub.audience.credential})
+        live_now = await self.read(auth.live_tokens, tokens=tokens)
+        ended = [sub for sub in subs if sub.audience.credential not in live_now]
+        for sub in ended:
+            self._error(sub, code="unauthenticated", detail="Your session has ended; log in again.")
+            sub.send(_Close(protocol.CLOSE_UNAUTHENTICATED))
+        return len(ended)
+
+    async def _revalidate_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REVALIDATE_S)
+            try:
+                await self.revalidate()
+            except Exception:
+                log.exception("checking the facilitators' logins failed")
 
     # -- presence --------------------------------------------------------------------------
 
