@@ -1,5 +1,7 @@
 """Login, logout and joining a team."""
 
+import logging
+
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
@@ -11,6 +13,7 @@ from app.config import Settings
 from app.db import SessionDep
 from app.errors import PUBLIC_ERRORS, NotFound, Unauthorized
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api", tags=["auth"], responses=PUBLIC_ERRORS)
 
 
@@ -70,8 +73,12 @@ async def logout(request: Request, session: SessionDep) -> Response:
     token = bearer_token(request) or request.cookies.get(FACILITATOR_COOKIE)
     if token:
         await run_in_threadpool(service.logout, session, token=token)
-        # This process's sockets of that login close now; other processes' within a few seconds.
-        await request.app.state.hub.revalidate()
+        # This process's sockets of that login close now, other processes' within 15 s (their
+        # own periodic check, which also catches this one should it fail: the logout stands).
+        try:
+            await request.app.state.hub.revalidate()
+        except Exception:
+            log.exception("closing the sockets of a logged-out login failed")
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(FACILITATOR_COOKIE, path="/")
     return response
