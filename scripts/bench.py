@@ -739,7 +739,7 @@ def measure(
     raw_sender = RawSender(raw_port)
 
     def raw_send(n_teams: int) -> Any:
-        # The app's round of the same size ran just before: its message size is known.
+        # The app's round of the same size ran just before: its message is known.
         return lambda title: raw_sender.send(title, n_teams, facilitator.last_event)
 
     for size in args.fanout if "fanout" in args.only else []:

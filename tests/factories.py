@@ -1,15 +1,35 @@
 """Short ways to reach a state through the public API, as a real client would."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from sqlmodel import Session, col
 
+from app.auth.models import LoginToken
+from app.auth.service import hash_token
+from app.db import utcnow
 from tests.conftest import FACILITATOR_PASSWORD
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def expire_login(client: TestClient, headers: dict[str, str]) -> None:
+    """The login behind these bearer headers expires, unknown to the server's process (as an
+    expiry or a logout through another server process would be). No API ages a login, so this
+    one writes the database."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
+        session.execute(
+            update(LoginToken)
+            .where(col(LoginToken.token_hash) == hash_token(token))
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        session.commit()
 
 
 def login(client: TestClient, username: str = "alice") -> dict[str, str]:

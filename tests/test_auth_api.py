@@ -1,15 +1,10 @@
 """Login, logout, join and their rate limits over the public API."""
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
 
-from app.auth.models import LoginToken
-from app.auth.service import hash_token
-from app.db import utcnow
-from tests.factories import bearer, join, login, make_exercise
+from tests.factories import bearer, expire_login, join, login, make_exercise
 
 
 def test_login_returns_token_and_httponly_cookie(client: TestClient) -> None:
@@ -184,12 +179,7 @@ def test_exercise_endpoints_answer_only_the_owner_with_a_live_credential(
 
     # An expired token and a logged-out one are refused like no token at all.
     expiring = login(client)
-    token_hash = hash_token(expiring["Authorization"].removeprefix("Bearer "))
-    with Session(client.app.state.engine) as session:  # type: ignore[attr-defined]
-        token = session.exec(select(LoginToken).where(LoginToken.token_hash == token_hash)).one()
-        token.expires_at = utcnow() - timedelta(seconds=1)
-        session.add(token)
-        session.commit()
+    expire_login(client, expiring)
     assert refused(client.post(path, json=body, headers=expiring)) == (401, "unauthenticated")
     assert client.post("/api/auth/logout", headers=exercise.headers).status_code == 204
     assert refused(client.post(path, json=body, headers=exercise.headers)) == (

@@ -1,18 +1,12 @@
 """Injects sent over the facilitator's socket: the same checks and answers as the REST call."""
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
-from sqlmodel import Session, col
 from starlette.websockets import WebSocketDisconnect
 
-from app.auth.models import LoginToken
-from app.auth.service import hash_token
-from app.db import utcnow
-from tests.factories import Exercise, join, login, make_exercise
+from tests.factories import Exercise, expire_login, join, login, make_exercise
 from tests.test_live_ws import broadcast, facilitator_ws, hello, next_message, participant_ws
 
 
@@ -133,27 +127,13 @@ def test_an_inject_into_a_paused_exercise_is_refused_with_its_reason(client: Tes
     assert injects_of(client, exercise) == []
 
 
-def end_login(client: TestClient, exercise: Exercise) -> None:
-    """The login behind the exercise's headers ends without this process hearing of it, as an
-    expiry or a logout through another server process would."""
-    token = exercise.headers["Authorization"].removeprefix("Bearer ")
-    engine = client.app.state.engine  # type: ignore[attr-defined]
-    with Session(engine) as session:
-        session.execute(
-            update(LoginToken)
-            .where(col(LoginToken.token_hash) == hash_token(token))
-            .values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-        session.commit()
-
-
 def test_an_inject_after_the_login_ended_is_refused_and_the_socket_closed(
     client: TestClient,
 ) -> None:
     exercise = make_exercise(client)
     with facilitator_ws(client, exercise) as console:
         hello(console)
-        end_login(client, exercise)
+        expire_login(client, exercise.headers)
         console.send_json({"type": "inject", "client_ref": "late", "scenario_id": "jnsa-2018-01"})
         error = next_message(console)
         with pytest.raises(WebSocketDisconnect) as closed:
@@ -199,7 +179,7 @@ def test_sockets_whose_login_ended_elsewhere_are_closed_when_checked(client: Tes
     ):
         hello(ended)
         hello(still)
-        end_login(client, exercise)
+        expire_login(client, exercise.headers)
         assert client.portal.call(hub.revalidate) == 1  # type: ignore[union-attr]
         assert next_message(ended)["code"] == "unauthenticated"
         with pytest.raises(WebSocketDisconnect) as closed:

@@ -71,10 +71,6 @@ class Audience:
     # A facilitator's login token, checked again with each inject sent over the socket.
     credential: str | None = None
 
-    @property
-    def is_facilitator(self) -> bool:
-        return self.team_id is None
-
 
 @dataclass(frozen=True)
 class _Replay:
@@ -551,17 +547,16 @@ class Hub:
         A facilitator socket is authenticated once, at its handshake; without this it would go on
         receiving every team's answers after its facilitator logged out. Returns how many closed.
         """
-        subs = [
-            sub
+        held = [
+            (sub, sub.audience.credential)
             for room in self.rooms.values()
             for sub in room.facilitators
             if sub.audience.credential is not None and not sub.closed
         ]
-        if not subs:
+        if not held:
             return 0
-        tokens = list({sub.audience.credential for sub in subs if sub.audience.credential})
-        live_now = await self.read(auth.live_tokens, tokens=tokens)
-        ended = [sub for sub in subs if sub.audience.credential not in live_now]
+        live_now = await self.read(auth.live_tokens, tokens=list({token for _, token in held}))
+        ended = [sub for sub, token in held if token not in live_now]
         for sub in ended:
             self._error(sub, code="unauthenticated", detail="Your session has ended; log in again.")
             sub.send(_Close(protocol.CLOSE_UNAUTHENTICATED))
