@@ -39,7 +39,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     """An engine for SQLite (WAL, immediate transactions) or PostgreSQL."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_size=10, max_overflow=20, json_serializer=_json_text)
+        engine = create_engine(url, pool_size=10, max_overflow=20, json_serializer=json_text)
         _ping_after_idle(engine)
         return engine
 
@@ -49,7 +49,7 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
-        json_serializer=_json_text,
+        json_serializer=json_text,
         # Enough pooled connections for the live hub's threads and a few requests: an overflow
         # connection is closed after each use, and opening one (with its PRAGMAs) is not free.
         pool_size=SQLITE_POOL_SIZE,
@@ -106,7 +106,7 @@ def _ping_after_idle(engine: Engine) -> None:
             raise DisconnectionError(f"the database connection is gone: {exc}") from exc
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     # JSON columns keep Japanese as UTF-8, not as \\uXXXX escapes: event payloads carrying
     # answers are half the size and decode faster. (Lone surrogates are refused at the door.)
     return json.dumps(value, ensure_ascii=False)

@@ -186,3 +186,48 @@ def test_an_inject_rings_the_bell_with_the_seq_before_it(
     (event,) = committed
     assert event.seq is not None and event.seq > before
     assert read.position == 2 and read.team_ids == [t["id"] for t in exercise.teams]
+
+
+def test_a_batch_over_two_exercises_stores_what_it_rings(client: TestClient) -> None:
+    """One batch may carry edits of several exercises (the batcher is per process): each
+    exercise's events are stored in the batch's order, as the bell carries them."""
+    first, second = make_exercise(client, teams=["Red"]), make_exercise(client, teams=["Blue"])
+    edits = []
+    for exercise in (first, second):
+        team = exercise.team(0)
+        writer = join(client, team["join_code"], "花子")
+        inject = push(client, exercise)
+        edits += [
+            CellEdit(
+                exercise_id=exercise.id,
+                team_id=team["id"],
+                inject_id=inject["id"],
+                field="overview",
+                value=value,
+                base_version=version,
+                author="花子",
+                participant_id=writer["participant_id"],
+            )
+            for version, value in enumerate(("一", "二", "三"))
+        ]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        before = {e.id: events.last_seq(session, exercise_id=e.id) for e in (first, second)}
+    rung: list[events.Committed] = []
+    with Session(engine) as session:
+        events.listen(session, lambda committed: rung.append(committed))  # type: ignore[arg-type]
+        assert responses.write_cells(session, edits=edits) == [1, 2, 3, 1, 2, 3]
+    (committed,) = rung
+    assert committed.previous_seq == before
+    with Session(engine) as session:
+        stored = session.exec(
+            select(Event).where(Event.type == "response").order_by(col(Event.seq))
+        ).all()
+        cells = session.exec(select(ResponseCell).order_by(col(ResponseCell.team_id))).all()
+    assert [(e.seq, e.exercise_id, e.team_ids, e.payload) for e in stored] == [
+        (e.seq, e.exercise_id, e.team_ids, e.payload) for e in committed
+    ]
+    assert [(e.exercise_id, e.payload["value"], e.payload["version"]) for e in stored] == [
+        (edit.exercise_id, edit.value, edit.base_version + 1) for edit in edits
+    ]
+    assert sorted((c.value, c.version) for c in cells) == [("三", 3), ("三", 3)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, text
+from sqlalchemy import ColumnElement, Select, and_, func, or_
 from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -65,21 +65,8 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     The caller holds the write lock of every exercise named (serialize_exercise): the bell
     then carries each exercise's seq from before the batch, as with record.
     """
-    previous: dict[str, int] = session.info.setdefault(_PREVIOUS, {})
-    for exercise_id in dict.fromkeys(item.exercise_id for item in new):
-        _serialize_exercise(session, exercise_id)
-        if exercise_id not in previous:
-            previous[exercise_id] = last_seq(session, exercise_id=exercise_id)
-    rows: list[dict[str, Any]] = [
-        {
-            "exercise_id": item.exercise_id,
-            "type": item.type,
-            "payload": item.payload,
-            "team_ids": item.team_ids,
-            "at": at,
-        }
-        for item in new
-    ]
+    previous = hold(session, exercise_ids=[item.exercise_id for item in new])
+    rows = [row_of(item, at=at) for item in new]
     if session.get_bind().dialect.name == "postgresql":
         # One statement that also returns the seqs in the rows' order: each round trip is made
         # while holding the exercises' locks, which the other server processes wait for.
@@ -90,10 +77,38 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
         )
     else:
         seqs = _insert_and_read_back(session, rows, previous=previous)
+    return stored(session, rows, seqs)
+
+
+def hold(session: Session, *, exercise_ids: Iterable[str]) -> dict[str, int]:
+    """Take the exercises' write locks and note their newest seqs, unless this transaction
+    already has; returns the noted seqs (each exercise's seq from before this transaction)."""
+    previous: dict[str, int] = session.info.setdefault(_PREVIOUS, {})
+    for exercise_id in dict.fromkeys(exercise_ids):
+        _serialize_exercise(session, exercise_id)
+        if exercise_id not in previous:
+            previous[exercise_id] = last_seq(session, exercise_id=exercise_id)
+    return previous
+
+
+def row_of(item: NewEvent, *, at: datetime) -> dict[str, Any]:
+    """An event's row as it is inserted."""
+    return {
+        "exercise_id": item.exercise_id,
+        "type": item.type,
+        "payload": item.payload,
+        "team_ids": item.team_ids,
+        "at": at,
+    }
+
+
+def stored(session: Session, rows: Sequence[dict[str, Any]], seqs: Sequence[int]) -> list[Event]:
+    """The events of `rows` as inserted in this transaction with these seqs (in the rows' order),
+    rung on the bell once the transaction commits."""
     # model_construct: the values are already valid, and validating them again cost 6x.
-    stored = [Event.model_construct(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
-    session.info.setdefault(_PENDING, []).extend(stored)
-    return stored
+    events = [Event.model_construct(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
+    session.info.setdefault(_PENDING, []).extend(events)
+    return events
 
 
 def _insert_and_read_back(
@@ -160,9 +175,22 @@ def _serialize_exercise(session: Session, exercise_id: str) -> None:
     locked: set[str] = session.info.setdefault(_LOCKED, set())
     if exercise_id in locked or session.get_bind().dialect.name != "postgresql":
         return
-    key = zlib.crc32(exercise_id.encode()) - 2**31
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    session.connection().exec_driver_sql(LOCK_SQL, {"key": lock_key(exercise_id)})
     locked.add(exercise_id)
+
+
+# The exercise's write lock on PostgreSQL, for a caller that sends it on the driver's own
+# connection together with its first query (then note_locked).
+LOCK_SQL = "SELECT pg_advisory_xact_lock(%(key)s)"
+
+
+def lock_key(exercise_id: str) -> int:
+    return zlib.crc32(exercise_id.encode()) - 2**31
+
+
+def note_locked(session: Session, *, exercise_ids: Iterable[str]) -> None:
+    """The caller took these exercises' locks (LOCK_SQL) in this transaction itself."""
+    session.info.setdefault(_LOCKED, set()).update(exercise_ids)
 
 
 def listen(session: Session, listener: EventListener | None) -> None:
