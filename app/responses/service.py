@@ -166,175 +166,199 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     The checks run in memory under the exercises' write locks, in arrival order, so two edits
     of one cell in the same batch behave as if they had come one after the other.
     """
-    outcomes: list[int | DomainError] = [0] * len(edits)
-    pending: list[int] = []
-    for index, edit in enumerate(edits):
-        try:
-            validate_value(field=edit.field, value=edit.value)
-        except DomainError as exc:
-            outcomes[index] = exc
-        else:
-            pending.append(index)
-    if not pending:
-        return outcomes
+    batch = _Batch.of(edits)
+    if not batch.pending:
+        return batch.outcomes
     postgres = session.get_bind().dialect.name == "postgresql"
-    # Always in the same order: no lock cycle between batches.
-    exercise_ids = sorted({edits[i].exercise_id for i in pending})
-    context = (_lock_and_read_postgres if postgres else _lock_and_read)(
-        session,
-        {
-            "exercise_ids": exercise_ids,
-            "team_ids": sorted({edits[i].team_id for i in pending}),
-            "inject_ids": sorted({edits[i].inject_id for i in pending}),
-            "writers": sorted({p for i in pending if (p := edits[i].participant_id)}),
-        },
-    )
-    running, team_exercise = context.status, context.team_exercise
-    removed, delivered, current = context.removed, context.delivered, context.current
-    now = utcnow()
-    accepted: list[tuple[CellEdit, int]] = []
-    changed: set[tuple[str, str, str]] = set()
-    for index in pending:
-        edit = edits[index]
-        key = (edit.team_id, edit.inject_id, edit.field)
-        status = running.get(edit.exercise_id)
-        if status is None or team_exercise.get(edit.team_id) != edit.exercise_id:
-            outcomes[index] = NotFound("No such team in this exercise.", code="team_not_found")
-        elif edit.participant_id in removed:
-            outcomes[index] = Forbidden(
-                "You were removed from this team.", code="participant_removed"
-            )
-        elif (edit.team_id, edit.inject_id) not in delivered:
-            outcomes[index] = NotFound(
-                "No such inject was delivered to this team.", code="inject_not_found"
-            )
-        elif status != ExerciseStatus.running:
-            outcomes[index] = InvalidState(
-                f"The exercise is {status.value}; answers can be edited only while it is running.",
-                code="not_running",
-            )
-        else:
-            cell = current.get(key)
-            if (cell.version if cell else 0) != edit.base_version:
-                outcomes[index] = (
-                    _conflict(value=cell.value, version=cell.version, updated_by=cell.updated_by)
-                    if cell
-                    else _conflict(value="", version=0, updated_by="")
-                )
-                continue
-            version = edit.base_version + 1
-            if cell is None:
-                current[key] = _Current(version, edit.value, edit.author, stored=False)
-            else:
-                cell.version, cell.value, cell.updated_by = version, edit.value, edit.author
-            changed.add(key)
-            accepted.append((edit, version))
-            outcomes[index] = version
-    if not accepted:
+    if postgres:
+        connection = _driver_connection(session)
+        cursor = connection.cursor()
+        with connection.pipeline():
+            for query, params in batch.reads():
+                cursor.execute(query, params)
+        events.note_locked(session, exercise_ids=batch.exercise_ids)
+        context = _context_of(cursor.fetchall())
+    else:
+        for exercise_id in batch.exercise_ids:
+            events.serialize_exercise(session, exercise_id=exercise_id)
+        context = _context_of(session.connection().execute(_BATCH_CONTEXT, batch.params))
+    for exercise_id, seq in context.seen.items():  # read holding the lock: no need to again
+        events.note_last_seq(session, exercise_id=exercise_id, seq=seq)
+    write = batch.judge(context)
+    if write is None:
         session.rollback()
-        return outcomes
-    changed_cells = {key: current[key] for key in changed}
-    new_events = [
-        events.NewEvent(
-            exercise_id=edit.exercise_id,
-            type="response",
-            payload={
+        return batch.outcomes
+    if postgres:
+        # Cells, revisions and events in one statement, and the commit, in one round trip: each
+        # round trip is made holding the exercises' locks, and on a busy server the thread then
+        # waits a millisecond or more for its turn at the GIL.
+        with connection.pipeline():
+            cursor.execute(_WRITE_BATCH_POSTGRES, write.params())
+            connection.commit()
+        events.stored(session, write.rows, sorted(seq for (seq,) in cursor.fetchall()))
+    else:
+        _store_cells(session, current=write.cells, now=write.now)
+        session.execute(_REVISIONS.insert(), write.revision_rows())
+        events.record_many(session, write.new_events, at=write.now)
+    # On PostgreSQL the batch's last round trip has committed already; this rings the bell.
+    session.commit()
+    return batch.outcomes
+
+
+@dataclass
+class _Batch:
+    """A batch's edits; those that pass validation (`pending`) are judged against its context."""
+
+    edits: Sequence[CellEdit]
+    pending: list[int]
+    outcomes: list[int | DomainError]
+
+    @classmethod
+    def of(cls, edits: Sequence[CellEdit]) -> "_Batch":
+        outcomes: list[int | DomainError] = [0] * len(edits)
+        pending: list[int] = []
+        for index, edit in enumerate(edits):
+            try:
+                validate_value(field=edit.field, value=edit.value)
+            except DomainError as exc:
+                outcomes[index] = exc
+            else:
+                pending.append(index)
+        return cls(edits=edits, pending=pending, outcomes=outcomes)
+
+    @property
+    def exercise_ids(self) -> list[str]:
+        # Sorted: the locks are always taken in the same order, so batches never wait in a cycle.
+        return sorted({self.edits[i].exercise_id for i in self.pending})
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        """The batch context query's parameters."""
+        edits = [self.edits[i] for i in self.pending]
+        return {
+            "exercise_ids": self.exercise_ids,
+            "team_ids": sorted({e.team_id for e in edits}),
+            "inject_ids": sorted({e.inject_id for e in edits}),
+            "writers": sorted({e.participant_id for e in edits if e.participant_id}),
+        }
+
+    def reads(self) -> list[tuple[str, dict[str, Any]]]:
+        """On PostgreSQL: the exercises' locks, then the context, to send in one round trip
+        (the driver's pipeline, with the transaction's BEGIN). The server runs the query once
+        it holds the locks, so it reads what the previous holder committed."""
+        locks = [(events.LOCK_SQL, {"key": events.lock_key(x)}) for x in self.exercise_ids]
+        return [*locks, (_BATCH_CONTEXT_POSTGRES, self.params)]
+
+    def judge(self, context: "_Context") -> "_Write | None":
+        """Each edit's outcome, in arrival order; what to write (None: nothing)."""
+        running, team_exercise = context.status, context.team_exercise
+        removed, delivered, current = context.removed, context.delivered, context.current
+        accepted: list[tuple[CellEdit, int]] = []
+        changed: dict[tuple[str, str, str], _Current] = {}
+        for index in self.pending:
+            edit = self.edits[index]
+            key = (edit.team_id, edit.inject_id, edit.field)
+            status = running.get(edit.exercise_id)
+            if status is None or team_exercise.get(edit.team_id) != edit.exercise_id:
+                self.outcomes[index] = NotFound(
+                    "No such team in this exercise.", code="team_not_found"
+                )
+            elif edit.participant_id in removed:
+                self.outcomes[index] = Forbidden(
+                    "You were removed from this team.", code="participant_removed"
+                )
+            elif (edit.team_id, edit.inject_id) not in delivered:
+                self.outcomes[index] = NotFound(
+                    "No such inject was delivered to this team.", code="inject_not_found"
+                )
+            elif status != ExerciseStatus.running:
+                self.outcomes[index] = InvalidState(
+                    f"The exercise is {status.value}; answers can be edited only while it is "
+                    "running.",
+                    code="not_running",
+                )
+            else:
+                cell = current.get(key)
+                if (cell.version if cell else 0) != edit.base_version:
+                    self.outcomes[index] = (
+                        _conflict(
+                            value=cell.value, version=cell.version, updated_by=cell.updated_by
+                        )
+                        if cell
+                        else _conflict(value="", version=0, updated_by="")
+                    )
+                    continue
+                version = edit.base_version + 1
+                if cell is None:
+                    cell = current[key] = _Current(version, edit.value, edit.author, stored=False)
+                else:
+                    cell.version, cell.value, cell.updated_by = version, edit.value, edit.author
+                changed[key] = cell
+                accepted.append((edit, version))
+                self.outcomes[index] = version
+        return _Write(accepted=accepted, cells=changed, now=utcnow()) if accepted else None
+
+
+@dataclass
+class _Write:
+    """What a judged batch writes: its accepted edits, and each changed cell's final state."""
+
+    accepted: list[tuple[CellEdit, int]]
+    cells: dict[tuple[str, str, str], _Current]
+    now: datetime
+    new_events: list[events.NewEvent] = field(init=False)
+    rows: list[dict[str, Any]] = field(init=False)  # the events' rows
+
+    def __post_init__(self) -> None:
+        self.new_events = [
+            events.NewEvent(
+                exercise_id=edit.exercise_id,
+                type="response",
+                payload={
+                    "team_id": edit.team_id,
+                    "inject_id": edit.inject_id,
+                    "field": edit.field,
+                    "value": edit.value,
+                    "version": version,
+                    "updated_by": edit.author,
+                },
+                team_ids=[edit.team_id],
+            )
+            for edit, version in self.accepted
+        ]
+        self.rows = [events.row_of(item, at=self.now) for item in self.new_events]
+
+    def revision_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
                 "team_id": edit.team_id,
                 "inject_id": edit.inject_id,
                 "field": edit.field,
-                "value": edit.value,
                 "version": version,
-                "updated_by": edit.author,
-            },
-            team_ids=[edit.team_id],
-        )
-        for edit, version in accepted
-    ]
-    if postgres:
-        _write_postgres(session, cells=changed_cells, accepted=accepted, new=new_events, now=now)
-    else:
-        _store_cells(session, current=changed_cells, now=now)
-        session.execute(
-            _REVISIONS.insert(), [_revision_row(edit, version, now) for edit, version in accepted]
-        )
-        events.record_many(session, new_events, at=now)
-    # On PostgreSQL the batch's last round trip has committed already; this rings the bell.
-    session.commit()
-    return outcomes
+                "value": edit.value,
+                "author": edit.author,
+                "author_participant_id": edit.participant_id,
+                "created_at": self.now,
+            }
+            for edit, version in self.accepted
+        ]
 
-
-def _revision_row(edit: CellEdit, version: int, now: datetime) -> dict[str, Any]:
-    return {
-        "team_id": edit.team_id,
-        "inject_id": edit.inject_id,
-        "field": edit.field,
-        "version": version,
-        "value": edit.value,
-        "author": edit.author,
-        "author_participant_id": edit.participant_id,
-        "created_at": now,
-    }
-
-
-def _write_postgres(
-    session: Session,
-    *,
-    cells: dict[tuple[str, str, str], _Current],
-    accepted: list[tuple[CellEdit, int]],
-    new: list[events.NewEvent],
-    now: datetime,
-) -> None:
-    """A batch's cells, revisions and events in one statement, and the commit, in one round
-    trip (the driver's pipeline): each round trip is made holding the exercises' locks, and
-    under load each costs a millisecond or more (the thread waits for its turn at the GIL).
-
-    The statement's text is the same for every batch, so the driver prepares it and PostgreSQL
-    plans it once.
-    """
-    rows = [events.row_of(item, at=now) for item in new]
-    events.hold(session, exercise_ids=[row["exercise_id"] for row in rows])
-    # The rows as JSON: the driver quotes each item of an array parameter one by one, which
-    # took a millisecond per batch in Python; one JSON text is encoded in C.
-    connection = _driver_connection(session)
-    cursor = connection.cursor()
-    with connection.pipeline():
-        cursor.execute(
-            _WRITE_BATCH_POSTGRES,
-            {
-                "at": now,
-                "cells": json_text(
-                    [
-                        [team_id, inject_id, field, cell.value, cell.version, cell.updated_by]
-                        for (team_id, inject_id, field), cell in cells.items()
-                    ]
-                ),
-                "revisions": json_text(
-                    [
-                        [
-                            edit.team_id,
-                            edit.inject_id,
-                            edit.field,
-                            version,
-                            edit.value,
-                            edit.author,
-                            edit.participant_id,
-                        ]
-                        for edit, version in accepted
-                    ]
-                ),
-                "events": json_text(
-                    [
-                        [row["exercise_id"], row["type"], row["team_ids"], row["payload"]]
-                        for row in rows
-                    ]
-                ),
-            },
-        )
-        connection.commit()
-    seqs = [seq for (seq,) in cursor.fetchall()]
-    # The rows are inserted in their order, so their seqs ascend in it (as SQLAlchemy's own
-    # ordered multi-row insert assumes); RETURNING itself does not promise an order.
-    events.stored(session, rows, sorted(seqs))
+    def params(self) -> dict[str, Any]:
+        """_WRITE_BATCH_POSTGRES's parameters. The rows go as JSON: the driver quotes each item
+        of an array parameter one by one in Python (a millisecond per batch); one JSON text is
+        encoded in C."""
+        return {
+            "at": self.now,
+            "cells": json_text(
+                [[*key, c.value, c.version, c.updated_by] for key, c in self.cells.items()]
+            ),
+            "revisions": json_text(
+                [[row[k] for k in _REVISION_COLUMNS] for row in self.revision_rows()]
+            ),
+            "events": json_text(
+                [[r["exercise_id"], r["type"], r["team_ids"], r["payload"]] for r in self.rows]
+            ),
+        }
 
 
 @dataclass
@@ -342,6 +366,7 @@ class _Context:
     """What a batch of edits is judged against, read under the exercises' write locks."""
 
     status: dict[str, ExerciseStatus] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)  # each exercise's newest seq
     team_exercise: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     delivered: set[tuple[str, str]] = field(default_factory=set)
@@ -408,38 +433,17 @@ def _batch_context_query(*, arrays: bool) -> CompoundSelect:
     )
 
 
-def _lock_and_read(session: Session, params: dict[str, list[str]]) -> _Context:
-    """The exercises' locks, then the batch's context in one query."""
-    for exercise_id in params["exercise_ids"]:
-        events.serialize_exercise(session, exercise_id=exercise_id)
-    return _context_of(session, session.connection().execute(_BATCH_CONTEXT, params))
-
-
-def _lock_and_read_postgres(session: Session, params: dict[str, list[str]]) -> _Context:
-    """The same in one round trip (the driver's pipeline, with the transaction's BEGIN): the
-    server runs the query once it holds the locks, so it reads what the previous holder
-    committed."""
-    connection = _driver_connection(session)
-    cursor = connection.cursor()
-    with connection.pipeline():
-        for exercise_id in params["exercise_ids"]:
-            cursor.execute(events.LOCK_SQL, {"key": events.lock_key(exercise_id)})
-        cursor.execute(_BATCH_CONTEXT_POSTGRES, params)
-    events.note_locked(session, exercise_ids=params["exercise_ids"])
-    return _context_of(session, cursor.fetchall())
-
-
 def _driver_connection(session: Session) -> Any:
     """The psycopg connection under the session's, in the session's transaction."""
     return session.connection().connection.driver_connection
 
 
-def _context_of(session: Session, rows: Iterable[Sequence[Any]]) -> _Context:
+def _context_of(rows: Iterable[Sequence[Any]]) -> _Context:
     context = _Context()
     for kind, a, b, c, version, value, updated_by in rows:
         if kind == "status":
             context.status[a] = ExerciseStatus[b]
-            events.note_last_seq(session, exercise_id=a, seq=version or 0)
+            context.seen[a] = version or 0
         elif kind == "team":
             context.team_exercise[a] = b
         elif kind == "removed":
@@ -498,6 +502,15 @@ _BATCH_CONTEXT_POSTGRES = str(
     _batch_context_query(arrays=True).compile(dialect=postgresql_psycopg.dialect())
 )
 _REVISIONS = ResponseRevision.__table__  # type: ignore[attr-defined]
+_REVISION_COLUMNS = (
+    "team_id",
+    "inject_id",
+    "field",
+    "version",
+    "value",
+    "author",
+    "author_participant_id",
+)
 # Cells: each changed cell's final value of the batch, judged under the exercises' locks (so
 # the upsert never overwrites a version it did not judge); then every accepted edit's revision
 # and event, the events in the batch's order.
