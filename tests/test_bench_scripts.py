@@ -32,3 +32,15 @@ def test_the_export_benchmark_builds_a_fully_answered_exercise(tmp_path: Path) -
     assert exercise_id
     assert cells == 2 * 3 * len(FIELDS)
     assert submitted == 2 * 3
+
+
+def test_the_batch_benchmark_writes_every_batch_in_full(tmp_path: Path) -> None:
+    """Its `run` checks every outcome (each edit continues from its writer's last version)."""
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    times = load_script("bench_batch").run(url, teams=2, size=5, batches=10)
+    assert len(times) == 8 and all(t > 0 for t in times)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        versions = session.exec(select(func.sum(ResponseCell.version))).one()
+    engine.dispose()
+    assert versions == 10 * 5
