@@ -1,11 +1,13 @@
 """Versioned cell writes (never a silent overwrite), revision history and submissions."""
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
 from sqlalchemy import (
+    ARRAY,
     CompoundSelect,
     Integer,
     String,
@@ -18,8 +20,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -247,7 +247,7 @@ class _Batch:
         (the driver's pipeline, with the transaction's BEGIN). The server runs the query once
         it holds the locks, so it reads what the previous holder committed."""
         locks = [(events.LOCK_SQL, {"key": events.lock_key(x)}) for x in self.exercise_ids]
-        return [*locks, (_BATCH_CONTEXT_POSTGRES, self.params)]
+        return [*locks, (_batch_context_postgres(), self.params)]
 
     def judge(self, context: "_Context") -> "_Write | None":
         """Each edit's outcome, in arrival order; what to write (None: nothing)."""
@@ -438,6 +438,15 @@ def _driver_connection(session: Session) -> Any:
     return session.connection().connection.driver_connection
 
 
+@functools.cache
+def _batch_context_postgres() -> str:
+    """The context query's text for the driver's own connection, in its parameter style. Built
+    on first use: only PostgreSQL deployments load the dialect (0.1 s more at every start)."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    return str(_batch_context_query(arrays=True).compile(dialect=psycopg.dialect()))
+
+
 def _context_of(rows: Iterable[Sequence[Any]]) -> _Context:
     context = _Context()
     for kind, a, b, c, version, value, updated_by in rows:
@@ -497,10 +506,6 @@ _UPDATE_CELL = (
     .values({k: bindparam(k) for k in _SET})
 )
 _BATCH_CONTEXT = _batch_context_query(arrays=False)
-# Run on the driver's connection: its text in the driver's parameter style.
-_BATCH_CONTEXT_POSTGRES = str(
-    _batch_context_query(arrays=True).compile(dialect=postgresql_psycopg.dialect())
-)
 _REVISIONS = ResponseRevision.__table__  # type: ignore[attr-defined]
 _REVISION_COLUMNS = (
     "team_id",
