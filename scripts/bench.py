@@ -86,6 +86,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_listening(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"nothing listens on port {port} after {timeout_s:.0f} s")
+
+
 # -- the client processes -------------------------------------------------------------------------
 
 
@@ -127,6 +136,9 @@ class ClientProcess:
                 return
             result = await getattr(self, command)(**args)
             self.pipe.send(result)
+
+    async def ping(self) -> str:
+        return "pong"
 
     async def connect(self, seats: list[dict[str, Any]], reconnect: bool) -> int:
         new = [Seat(**s, reconnect=reconnect) for s in seats]
@@ -671,6 +683,10 @@ def run(args: argparse.Namespace) -> list[Row]:
         raw = mp.get_context("spawn").Process(target=raw_server_main, args=(raw_port,), daemon=True)
         raw.start()
         clients = Clients(args.client_processes)
+        # The cold start is timed on a quiet machine: the baseline and the client processes
+        # (each a Python start of its own, about a second of CPU on two cores) are up first.
+        clients.all("ping")
+        wait_listening(raw_port)
         app.start()
         try:
             rows += measure(args, app, clients, raw_port, export_id)
@@ -1009,7 +1025,8 @@ def storm(app: App, clients: Clients, total: int) -> list[Row]:
         rows.append(
             Row(
                 f"reconnect storm: {total} clients back and resynced after a restart",
-                f"{elapsed:.2f} s from the stop (the stop itself took {stopped_at - restart_at:.2f} s)",
+                f"{elapsed:.2f} s from the stop (the stop itself took {stopped_at - restart_at:.2f} s,"
+                f" the first client was back after {min(times) - restart_at:.2f} s)",
                 "≤ 5 s",
                 verdict(elapsed <= 5),
             )

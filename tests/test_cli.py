@@ -1,17 +1,20 @@
 """The `tabletop` command: migrate, admin accounts, scenario validation, first-start admin."""
 
+import gc
 import io
 import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app import cli
 from app.auth import service as auth
 from app.auth.models import Facilitator
 from app.config import get_settings
-from app.db import make_engine
+from app.db import make_engine, migrate
+from app.main import GC_THRESHOLDS, create_app
 
 
 @pytest.fixture
@@ -114,3 +117,18 @@ def test_backup_command(
     assert cli.main(["backup", str(target)]) == 1
     assert "--force" in capsys.readouterr().err
     assert cli.main(["backup", str(target), "--force"]) == 0
+
+
+def test_the_server_turns_the_collector_back_on(sqlite_env: str) -> None:
+    # `tabletop serve` imports the app with the collector off; the running server needs it.
+    migrate(sqlite_env)
+    before = gc.get_threshold()
+    gc.disable()
+    try:
+        with TestClient(create_app()) as client:
+            assert client.get("/healthz").status_code == 200
+            assert gc.isenabled()
+            assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.enable()
+        gc.set_threshold(*before)

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.auth import service as auth
@@ -20,13 +21,13 @@ REPLAY_PAGE = 500
 
 @dataclass(frozen=True)
 class ParticipantSeat:
-    """A participant's socket: who, in which team of which exercise."""
+    """A participant's socket: who, in which team of which exercise, and whether removed."""
 
     participant_id: str
     name: str
     team_id: str
-    team_name: str
     exercise_id: str
+    removed: bool
 
 
 @dataclass
@@ -55,15 +56,31 @@ def participant_by_token(session: Session, *, token: str) -> Participant | None:
     ).first()
 
 
-def participant_seat(session: Session, *, participant: Participant) -> ParticipantSeat:
-    team = session.get(Team, participant.team_id)
-    assert team is not None
+def participant_seat(session: Session, *, token: str) -> ParticipantSeat | None:
+    """The seat of a participant token, removed ones included, in one query: after a restart
+    every participant's socket asks at once."""
+    if not token.startswith(auth.PARTICIPANT_TOKEN_PREFIX):
+        return None
+    row = session.execute(
+        sa_select(
+            col(Participant.id),
+            col(Participant.name),
+            col(Participant.removed_at),
+            col(Participant.team_id),
+            col(Team.exercise_id),
+        )
+        .join(Team, col(Team.id) == col(Participant.team_id))
+        .where(col(Participant.token_hash) == auth.hash_token(token))
+    ).first()
+    if row is None:
+        return None
+    participant_id, name, removed_at, team_id, exercise_id = row
     return ParticipantSeat(
-        participant_id=participant.id,
-        name=participant.name,
-        team_id=team.id,
-        team_name=team.name,
-        exercise_id=team.exercise_id,
+        participant_id=participant_id,
+        name=name,
+        team_id=team_id,
+        exercise_id=exercise_id,
+        removed=removed_at is not None,
     )
 
 

@@ -14,12 +14,11 @@ router = APIRouter(tags=["live"])
 
 def _participant_audience(session: Session, *, token: str | None) -> Audience | int:
     """The participant's audience, or the close code that refuses the socket."""
-    participant = live.participant_by_token(session, token=token) if token else None
-    if participant is None:
+    seat = live.participant_seat(session, token=token) if token else None
+    if seat is None:
         return protocol.CLOSE_UNAUTHENTICATED
-    if participant.removed_at is not None:
+    if seat.removed:
         return protocol.CLOSE_FORBIDDEN
-    seat = live.participant_seat(session, participant=participant)
     return Audience(
         exercise_id=seat.exercise_id,
         name=seat.name,
