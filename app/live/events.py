@@ -12,7 +12,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from app.db import utcnow
+from app.db import execute_many, utcnow
 from app.live.models import Event
 
 EventListener = Callable[[list[Event]], None]
@@ -21,6 +21,7 @@ _LISTENER = "tabletop.event_listener"
 _LOCKED = "tabletop.locked_exercises"
 _PREVIOUS = "tabletop.previous_seq"
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
+_INSERT_EVENTS = _EVENTS.insert()
 
 
 class Committed(list[Event]):
@@ -124,7 +125,7 @@ def _insert_and_read_back(
         key = session.connection().execute(_EVENTS.insert(), rows[0]).inserted_primary_key
         assert key is not None
         return [key[0]]
-    session.execute(_EVENTS.insert(), rows)
+    execute_many(session, _INSERT_EVENTS, rows)
     exercise_ids = list(dict.fromkeys(row["exercise_id"] for row in rows))
     found = session.execute(
         select(col(Event.exercise_id), col(Event.seq))

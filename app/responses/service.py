@@ -23,7 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.db import json_text, utcnow
+from app.db import execute_many, json_text, utcnow
 from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
@@ -198,7 +198,7 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
         events.stored(session, write.rows, sorted(seq for (seq,) in cursor.fetchall()))
     else:
         _store_cells(session, current=write.cells, now=write.now)
-        session.execute(_REVISIONS.insert(), write.revision_rows())
+        execute_many(session, _INSERT_REVISIONS, write.revision_rows())
         events.record_many(session, write.new_events, at=write.now)
     # On PostgreSQL the batch's last round trip has committed already; this rings the bell.
     session.commit()
@@ -484,13 +484,12 @@ def _store_cells(
     old = [row for row, cell in zip(rows, current.values(), strict=True) if cell.stored]
     # Core statements on the table: one executemany each (the ORM's bulk UPDATE ran one
     # statement per row).
-    if new:
-        session.execute(_CELLS.insert(), new)
-    if old:
-        session.execute(
-            _UPDATE_CELL,
-            [{f"key_{k}": row[k] for k in _KEY} | {k: row[k] for k in _SET} for row in old],
-        )
+    execute_many(session, _INSERT_CELLS, new)
+    execute_many(
+        session,
+        _UPDATE_CELL,
+        [{f"key_{k}": row[k] for k in _KEY} | {k: row[k] for k in _SET} for row in old],
+    )
 
 
 _CELLS = ResponseCell.__table__  # type: ignore[attr-defined]
@@ -507,6 +506,8 @@ _UPDATE_CELL = (
 )
 _BATCH_CONTEXT = _batch_context_query(arrays=False)
 _REVISIONS = ResponseRevision.__table__  # type: ignore[attr-defined]
+_INSERT_CELLS = _CELLS.insert()
+_INSERT_REVISIONS = _REVISIONS.insert()
 _REVISION_COLUMNS = (
     "team_id",
     "inject_id",
