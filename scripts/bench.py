@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import websockets
@@ -122,6 +123,9 @@ class ClientProcess:
         self.seats: list[Seat] = []
         self.injects: list[tuple[str, float, float]] = []
         self.edit_latency_ms: list[float] = []
+        # Several server processes: the same latencies, by whether the sender's socket was on
+        # the receiver's process ("same") or on another ("other": the Redis hop).
+        self.edit_latency_by_route: dict[str, list[float]] = {"same": [], "other": []}
         self.reordered = 0
         self.back_at: list[float] = []
         self.tasks: set[asyncio.Task[None]] = set()
@@ -195,8 +199,11 @@ class ClientProcess:
         elif kind == "response":
             value = message.get("value", "")
             if value.startswith("b:"):
-                _, _count, sent_ns = value.split(":")
-                self.edit_latency_ms.append((time.monotonic_ns() - int(sent_ns)) / 1e6)
+                _, _count, sent_ns, port = value.split(":")
+                latency_ms = (time.monotonic_ns() - int(sent_ns)) / 1e6
+                self.edit_latency_ms.append(latency_ms)
+                route = "same" if int(port) == urlsplit(seat.url).port else "other"
+                self.edit_latency_by_route[route].append(latency_ms)
                 seen = seat.versions.setdefault(message["field"], [])
                 if seen and message["version"] <= seen[-1]:
                     self.reordered += 1
@@ -213,14 +220,14 @@ class ClientProcess:
         writers = [s for s in self.seats if s.field is not None and s.ws is not None]
 
         async def type_in(seat: Seat, offset: float) -> int:
-            count = 0
+            count, port = 0, urlsplit(seat.url).port
             while True:
                 due = start_at + offset + count / rate
                 if due > start_at + duration_s:
                     return count
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 count += 1
-                value = f"b:{count}:{time.monotonic_ns()}"
+                value = f"b:{count}:{time.monotonic_ns()}:{port}"
                 message = {
                     "type": "edit",
                     "inject_id": inject_id,
@@ -237,6 +244,7 @@ class ClientProcess:
     async def edit_report(self) -> dict[str, Any]:
         return {
             "latency_ms": self.edit_latency_ms,
+            "latency_by_route": self.edit_latency_by_route,
             "reordered": self.reordered,
             "seats": [
                 {
@@ -1131,6 +1139,19 @@ def coedit(
     rate_done = total_acked / (finished - start_at)
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(f"co-edit: sent {sent}, acked {total_acked}, errors {errors}", flush=True)
+    by_route = []
+    if len(app.ports) > 1:
+        same, other = (
+            [x for r in reports for x in r["latency_by_route"][route]]
+            for route in ("same", "other")
+        )
+        by_route = [
+            Row(
+                "co-editing: edit → teammate on the same process / on another process p50 / p99",
+                f"{percentile(same, 50):.1f} / {percentile(same, 99):.1f} ms; "
+                f"{percentile(other, 50):.1f} / {percentile(other, 99):.1f} ms",
+            )
+        ]
     return [
         Row(
             f"co-editing {teams} teams × {per_team}: edits/s sustained (offered {args.edit_rate}/s)",
@@ -1144,6 +1165,7 @@ def coedit(
             "p99 ≤ 100 ms",
             verdict(p99 <= 100),
         ),
+        *by_route,
         Row(
             "co-editing: lost / reordered / not durable",
             f"{lost} / {reordered} / {durable_mismatch} cells",
