@@ -136,15 +136,15 @@ def execute_many(session: Session, statement: UpdateBase, rows: Sequence[dict[st
     for key, convert in zip(keys, converters, strict=True):
         values = [row[key] for row in rows]
         if convert is not None:
-            done: dict[int, Any] = {}
-            for i, value in enumerate(values):
-                found = done.get(id(value), done)
-                values[i] = done.setdefault(id(value), convert(value)) if found is done else found
+            # By identity: the rows hold every value, so no id is reused meanwhile.
+            distinct = {id(value): value for value in values}
+            converted = {ident: convert(value) for ident, value in distinct.items()}
+            values = [converted[id(value)] for value in values]
         columns.append(values)
     connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines
 def _driver_statement(
     statement: UpdateBase, keys: tuple[str, ...], dialect: Dialect
 ) -> tuple[str, tuple[str, ...], list[Any]]:

@@ -113,6 +113,11 @@ class Seat:
     errors: int = 0
     # Co-editing: per teammate field, versions seen (to find losses and reordering).
     versions: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    # The server process's port: with several, it tells which one an edit came through.
+    port: int = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.port = urlsplit(self.url).port or 0
 
 
 class ClientProcess:
@@ -122,9 +127,8 @@ class ClientProcess:
         self.pipe = pipe
         self.seats: list[Seat] = []
         self.injects: list[tuple[str, float, float]] = []
-        self.edit_latency_ms: list[float] = []
-        # Several server processes: the same latencies, by whether the sender's socket was on
-        # the receiver's process ("same") or on another ("other": the Redis hop).
+        # Edit-to-teammate latencies, by whether the sender's socket was on the receiver's server
+        # process ("same") or on another ("other": the Redis hop; only with several processes).
         self.edit_latency_by_route: dict[str, list[float]] = {"same": [], "other": []}
         self.reordered = 0
         self.back_at: list[float] = []
@@ -200,10 +204,8 @@ class ClientProcess:
             value = message.get("value", "")
             if value.startswith("b:"):
                 _, _count, sent_ns, port = value.split(":")
-                latency_ms = (time.monotonic_ns() - int(sent_ns)) / 1e6
-                self.edit_latency_ms.append(latency_ms)
-                route = "same" if int(port) == urlsplit(seat.url).port else "other"
-                self.edit_latency_by_route[route].append(latency_ms)
+                route = "same" if int(port) == seat.port else "other"
+                self.edit_latency_by_route[route].append((time.monotonic_ns() - int(sent_ns)) / 1e6)
                 seen = seat.versions.setdefault(message["field"], [])
                 if seen and message["version"] <= seen[-1]:
                     self.reordered += 1
@@ -220,14 +222,14 @@ class ClientProcess:
         writers = [s for s in self.seats if s.field is not None and s.ws is not None]
 
         async def type_in(seat: Seat, offset: float) -> int:
-            count, port = 0, urlsplit(seat.url).port
+            count = 0
             while True:
                 due = start_at + offset + count / rate
                 if due > start_at + duration_s:
                     return count
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
                 count += 1
-                value = f"b:{count}:{time.monotonic_ns()}:{port}"
+                value = f"b:{count}:{time.monotonic_ns()}:{seat.port}"
                 message = {
                     "type": "edit",
                     "inject_id": inject_id,
@@ -243,7 +245,6 @@ class ClientProcess:
 
     async def edit_report(self) -> dict[str, Any]:
         return {
-            "latency_ms": self.edit_latency_ms,
             "latency_by_route": self.edit_latency_by_route,
             "reordered": self.reordered,
             "seats": [
@@ -1114,7 +1115,10 @@ def coedit(
     finished = last_change if last_acks < sent else time.monotonic()
     cpu = (app.cpu_s() - cpu_before) / (finished - started)
     reports = clients.all("edit_report")
-    latencies = [x for r in reports for x in r["latency_ms"]]
+    same, other = (
+        [x for r in reports for x in r["latency_by_route"][route]] for route in ("same", "other")
+    )
+    latencies = same + other
     reordered = sum(r["reordered"] for r in reports)
     seat_reports = [s for r in reports for s in r["seats"]]
     acked = {(s["team"], s["field"]): s["acked"] for s in seat_reports}
@@ -1141,10 +1145,6 @@ def coedit(
     print(f"co-edit: sent {sent}, acked {total_acked}, errors {errors}", flush=True)
     by_route = []
     if len(app.ports) > 1:
-        same, other = (
-            [x for r in reports for x in r["latency_by_route"][route]]
-            for route in ("same", "other")
-        )
         by_route = [
             Row(
                 "co-editing: edit → teammate on the same process / on another process p50 / p99",

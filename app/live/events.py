@@ -122,7 +122,7 @@ def _insert_and_read_back(
     SQLite.)
     """
     if len(rows) == 1:  # one row's key comes back from the insert itself
-        key = session.connection().execute(_EVENTS.insert(), rows[0]).inserted_primary_key
+        key = session.connection().execute(_INSERT_EVENTS, rows[0]).inserted_primary_key
         assert key is not None
         return [key[0]]
     execute_many(session, _INSERT_EVENTS, rows)
