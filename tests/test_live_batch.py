@@ -1,14 +1,16 @@
 """Group commit: a batch of edits is judged edit by edit, exactly as single writes are."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.db import execute_many, make_engine, migrate
-from app.errors import Conflict, Forbidden, Invalid, NotFound
+from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.exercises import service as exercises
 from app.exercises.schemas import InjectCreate
 from app.live import events
@@ -235,6 +237,132 @@ def test_a_batch_over_two_exercises_stores_what_it_rings(client: TestClient) -> 
         (edit.exercise_id, edit.value, edit.base_version + 1) for edit in edits
     ]
     assert sorted((c.value, c.version) for c in cells) == [("三", 3), ("三", 3)]
+
+
+# Edits a writer may send in good faith that must still be refused, and the refusal. On
+# PostgreSQL a batch is first written as sent, so each is what the write's guard must catch.
+_REFUSED = {
+    "a teammate saved the cell first": "conflict",
+    "a version the cell never had": "conflict",
+    "the exercise was paused": "not_running",
+    "the writer was removed": "participant_removed",
+    "the inject went to another team": "inject_not_found",
+    "the team is in another exercise": "team_not_found",
+}
+
+
+@pytest.mark.parametrize("case", list(_REFUSED))
+def test_an_edit_refused_after_it_was_sent_stores_nothing_and_spares_the_rest(
+    client: TestClient, case: str
+) -> None:
+    exercise, other = make_exercise(client), make_exercise(client, teams=["Green"])
+    red, blue = exercise.team(0), exercise.team(1)
+    hanako = join(client, red["join_code"], "Hanako")
+    taro = join(client, red["join_code"], "Taro")
+    inject = push(client, exercise, team_ids=[red["id"]])
+    good = CellEdit(
+        exercise_id=exercise.id,
+        team_id=red["id"],
+        inject_id=inject["id"],
+        field="cause",
+        value="VPN",
+        base_version=0,
+        author="Taro",
+        participant_id=taro["participant_id"],
+    )
+    fields: dict[str, object] = {**good.__dict__, "field": "overview", "value": "Hanako's"}
+    fields |= {"author": "Hanako", "participant_id": hanako["participant_id"]}
+    if case == "a teammate saved the cell first":
+        url = f"/api/teams/{red['id']}/responses/{inject['id']}/overview"
+        saved = client.put(
+            url, json={"value": "Taro's", "base_version": 0}, headers=taro["headers"]
+        )
+        assert saved.status_code == 200
+    elif case == "a version the cell never had":
+        fields["base_version"] = 4
+    elif case == "the exercise was paused":
+        assert client.post(f"/api/exercises/{exercise.id}/pause", headers=exercise.headers)
+    elif case == "the writer was removed":
+        url = f"/api/exercises/{exercise.id}/participants/{hanako['participant_id']}"
+        assert client.delete(url, headers=exercise.headers).status_code == 204
+    elif case == "the inject went to another team":
+        fields["team_id"] = blue["id"]
+    else:
+        fields["team_id"] = other.team(0)["id"]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        stored_before = len(session.exec(select(Event)).all())
+        revisions_before = len(session.exec(select(ResponseRevision)).all())
+    with Session(engine) as session:
+        # The good edit is last: the refused one comes first in the batch, in arrival order.
+        outcomes = responses.write_cells(session, edits=[CellEdit(**fields), good])  # type: ignore[arg-type]
+    refused, kept = outcomes
+    assert isinstance(refused, DomainError) and refused.code == _REFUSED[case]
+    paused = case == "the exercise was paused"
+    assert kept == 1 or (paused and getattr(kept, "code", None) == "not_running")
+    with Session(engine) as session:
+        revisions = session.exec(select(ResponseRevision)).all()
+        stored = len(session.exec(select(Event)).all())
+        overview = session.get(ResponseCell, (red["id"], inject["id"], "overview"))
+    assert [r.author for r in revisions[revisions_before:]] == ([] if paused else ["Taro"])
+    assert stored == stored_before + (0 if paused else 1)
+    if case == "a teammate saved the cell first":
+        assert refused.extra["current"] == {"value": "Taro's", "version": 1, "updated_by": "Taro"}
+        assert overview is not None and (overview.value, overview.version) == ("Taro's", 1)
+    else:
+        assert overview is None
+
+
+def test_batches_of_two_writers_at_once_ring_a_gapless_chain(client: TestClient) -> None:
+    """Batches of one exercise written at the same moment (as two server processes do) commit
+    one at a time: each bell names the seq of the batch committed just before it, so a process
+    that hears every bell never thinks it missed one, and every edit is stored."""
+    exercise = make_exercise(client, teams=["Red", "Blue"])
+    inject = push(client, exercise)
+    writers = [
+        (team, join(client, team["join_code"], f"{team['name']} {field}"), field)
+        for team in exercise.teams
+        for field in ("overview", "cause", "press")
+    ]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        start = events.last_seq(session, exercise_id=exercise.id)
+    rung: list[events.Committed] = []
+    rounds = 30
+
+    def write(mine: list[tuple[dict[str, Any], dict[str, Any], str]]) -> None:
+        for version in range(rounds):
+            edits = [
+                CellEdit(
+                    exercise_id=exercise.id,
+                    team_id=team["id"],
+                    inject_id=inject["id"],
+                    field=field,
+                    value=f"{field} {version + 1}",
+                    base_version=version,
+                    author=f"{team['name']} {field}",
+                    participant_id=writer["participant_id"],
+                )
+                for team, writer, field in mine
+            ]
+            with Session(engine) as session:
+                events.listen(session, rung.append)  # type: ignore[arg-type]
+                assert responses.write_cells(session, edits=edits) == [version + 1] * len(mine)
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(write, writers[:3]), pool.submit(write, writers[3:])]:
+            done.result()
+    assert len(rung) == 2 * rounds
+    previous = start
+    for committed in sorted(rung, key=lambda c: c[0].seq or 0):
+        assert committed.previous_seq == {exercise.id: previous}
+        previous = committed[-1].seq or 0
+    with Session(engine) as session:
+        assert events.last_seq(session, exercise_id=exercise.id) == previous
+        cells = session.exec(select(ResponseCell)).all()
+    assert sorted((c.value, c.version) for c in cells) == sorted(
+        (f"{field} {rounds}", rounds) for _, _, field in writers
+    )
 
 
 def test_execute_many_stores_what_sqlalchemy_would(tmp_path: Path) -> None:

@@ -165,11 +165,16 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     while the previous batch was being written, instead of about ten queries and a commit each.
     The checks run in memory under the exercises' write locks, in arrival order, so two edits
     of one cell in the same batch behave as if they had come one after the other.
+
+    On PostgreSQL a batch is first written as sent, in one round trip (see _write_as_sent);
+    only if that is held back is it judged edit by edit.
     """
     batch = _Batch.of(edits)
     if not batch.pending:
         return batch.outcomes
     postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and _write_as_sent(session, batch):
+        return batch.outcomes
     if postgres:
         connection = _driver_connection(session)
         cursor = connection.cursor()
@@ -187,22 +192,65 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     write = batch.judge(context)
     if write is None:
         session.rollback()
-        return batch.outcomes
-    if postgres:
-        # Cells, revisions and events in one statement, and the commit, in one round trip: each
-        # round trip is made holding the exercises' locks, and on a busy server the thread then
-        # waits a millisecond or more for its turn at the GIL.
-        with connection.pipeline():
-            cursor.execute(_WRITE_BATCH_POSTGRES, write.params())
-            connection.commit()
-        events.stored(session, write.rows, sorted(seq for (seq,) in cursor.fetchall()))
+    elif postgres:
+        if not _store_postgres(session, write, locked=True):
+            raise RuntimeError("a batch judged under its exercises' locks was held back")
     else:
         _store_cells(session, current=write.cells, now=write.now)
         execute_many(session, _INSERT_REVISIONS, write.revision_rows())
         events.record_many(session, write.new_events, at=write.now)
-    # On PostgreSQL the batch's last round trip has committed already; this rings the bell.
-    session.commit()
+        session.commit()
     return batch.outcomes
+
+
+def _write_as_sent(session: Session, batch: "_Batch") -> bool:
+    """Write the batch as its writers sent it, in one round trip, if every edit is accepted as
+    sent (PostgreSQL); False, having written nothing, if any is not.
+
+    Nearly every live edit is accepted as sent: its writer saw the cell's current version, the
+    exercise runs, the inject was delivered. So instead of reading the batch's context under
+    the exercises' locks and then writing what was judged (two round trips, with the locks held
+    from the first to the commit, also while the thread waits for the GIL to judge in between),
+    the locks, the exercises' newest seqs, the write and the commit go in one pipeline; the
+    write's guard holds it back unless every edit is accepted. The locks are then held for the
+    server's work alone, which is what another server process's batch of the exercise waits for.
+    """
+    write = batch.as_sent()
+    if write is None or not _store_postgres(session, write, locked=False):
+        return False
+    for index, (_, version) in zip(batch.pending, write.accepted, strict=True):
+        batch.outcomes[index] = version
+    return True
+
+
+def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
+    """Store a batch's write (_WRITE_BATCH_POSTGRES) and commit, in one round trip; False, and
+    nothing stored, if its guard held it back. Unless the transaction holds the exercises'
+    locks already (`locked`), take them first and read the exercises' newest seqs for the bell.
+    """
+    connection = _driver_connection(session)
+    newest, written = connection.cursor(), connection.cursor()
+    # Each round trip is made holding the exercises' locks, and on a busy server the thread
+    # then waits a millisecond or more for its turn at the GIL.
+    with connection.pipeline():
+        if not locked:
+            for exercise_id in write.exercise_ids:
+                newest.execute(events.LOCK_SQL, {"key": events.lock_key(exercise_id)})
+            newest.execute(_NEWEST_SEQS, {"exercise_ids": write.exercise_ids})
+        written.execute(_WRITE_BATCH_POSTGRES, write.params())
+        connection.commit()
+    seqs = sorted(seq for (seq,) in written.fetchall())
+    if not seqs:  # the guard held the write back; the commit committed nothing
+        session.rollback()
+        return False
+    if not locked:
+        events.note_locked(session, exercise_ids=write.exercise_ids)
+        for exercise_id, seq in newest.fetchall():
+            events.note_last_seq(session, exercise_id=exercise_id, seq=seq or 0)
+    events.stored(session, write.rows, seqs)
+    # The pipeline has committed already; this rings the bell.
+    session.commit()
+    return True
 
 
 @dataclass
@@ -249,12 +297,34 @@ class _Batch:
         locks = [(events.LOCK_SQL, {"key": events.lock_key(x)}) for x in self.exercise_ids]
         return [*locks, (_batch_context_postgres(), self.params)]
 
+    def as_sent(self) -> "_Write | None":
+        """The write if every pending edit is accepted as sent: each continues the version of
+        the edit before it of the same cell (None if one does not; the first of each cell is
+        checked against the database by the write's guard)."""
+        accepted: list[tuple[CellEdit, int]] = []
+        cells: dict[tuple[str, str, str], _Current] = {}
+        before: dict[tuple[str, str, str], int] = {}
+        for index in self.pending:
+            edit = self.edits[index]
+            key = (edit.team_id, edit.inject_id, edit.field)
+            cell = cells.get(key)
+            if cell is None:
+                before[key] = edit.base_version
+            elif cell.version != edit.base_version:
+                return None
+            version = edit.base_version + 1
+            # (`stored` is for SQLite's writes; PostgreSQL's upsert needs no telling.)
+            cells[key] = _Current(version, edit.value, edit.author, stored=True)
+            accepted.append((edit, version))
+        return _Write(accepted=accepted, cells=cells, before=before, now=utcnow())
+
     def judge(self, context: "_Context") -> "_Write | None":
         """Each edit's outcome, in arrival order; what to write (None: nothing)."""
         running, team_exercise = context.status, context.team_exercise
         removed, delivered, current = context.removed, context.delivered, context.current
         accepted: list[tuple[CellEdit, int]] = []
         changed: dict[tuple[str, str, str], _Current] = {}
+        before: dict[tuple[str, str, str], int] = {}
         for index in self.pending:
             edit = self.edits[index]
             key = (edit.team_id, edit.inject_id, edit.field)
@@ -294,9 +364,12 @@ class _Batch:
                 else:
                     cell.version, cell.value, cell.updated_by = version, edit.value, edit.author
                 changed[key] = cell
+                before.setdefault(key, edit.base_version)
                 accepted.append((edit, version))
                 self.outcomes[index] = version
-        return _Write(accepted=accepted, cells=changed, now=utcnow()) if accepted else None
+        if not accepted:
+            return None
+        return _Write(accepted=accepted, cells=changed, before=before, now=utcnow())
 
 
 @dataclass
@@ -305,6 +378,7 @@ class _Write:
 
     accepted: list[tuple[CellEdit, int]]
     cells: dict[tuple[str, str, str], _Current]
+    before: dict[tuple[str, str, str], int]  # each changed cell's version before the batch
     now: datetime
     new_events: list[events.NewEvent] = field(init=False)
     rows: list[dict[str, Any]] = field(init=False)  # the events' rows
@@ -328,6 +402,11 @@ class _Write:
         ]
         self.rows = [events.row_of(item, at=self.now) for item in self.new_events]
 
+    @property
+    def exercise_ids(self) -> list[str]:
+        # Sorted, as _Batch.exercise_ids.
+        return sorted({edit.exercise_id for edit, _ in self.accepted})
+
     def revision_rows(self) -> list[dict[str, Any]]:
         return [
             {
@@ -344,13 +423,21 @@ class _Write:
         ]
 
     def params(self) -> dict[str, Any]:
-        """_WRITE_BATCH_POSTGRES's parameters. The rows go as JSON: the driver quotes each item
-        of an array parameter one by one in Python (a millisecond per batch); one JSON text is
-        encoded in C."""
+        """_WRITE_BATCH_POSTGRES's parameters: each distinct (exercise, team, inject, writer) of
+        the accepted edits, to check; each changed cell with its version before the batch; the
+        revisions and events. The rows go as JSON: the driver quotes each item of an array
+        parameter one by one in Python (a millisecond per batch); one JSON text is encoded in C."""
+        checks = dict.fromkeys(
+            (e.exercise_id, e.team_id, e.inject_id, e.participant_id) for e, _ in self.accepted
+        )
         return {
             "at": self.now,
+            "checks": json_text(list(checks)),
             "cells": json_text(
-                [[*key, c.value, c.version, c.updated_by] for key, c in self.cells.items()]
+                [
+                    [*key, c.value, c.version, c.updated_by, self.before[key]]
+                    for key, c in self.cells.items()
+                ]
             ),
             "revisions": json_text(
                 [[row[k] for k in _REVISION_COLUMNS] for row in self.revision_rows()]
@@ -517,14 +604,37 @@ _REVISION_COLUMNS = (
     "author",
     "author_participant_id",
 )
-# Cells: each changed cell's final value of the batch, judged under the exercises' locks (so
-# the upsert never overwrites a version it did not judge); then every accepted edit's revision
-# and event, the events in the batch's order.
+# A batch's write: each changed cell's final value, then every accepted edit's revision and
+# event, the events in the batch's order. Held back (nothing written, no seq returned) unless
+# everything the batch's judgement checks holds as read once the exercises' locks are held:
+# each edit's exercise running, its team in that exercise, its inject delivered to that team,
+# its writer not removed; each changed cell still at the version before the batch (0: no row
+# yet). Deliveries are never taken back. A batch judged under the locks always passes; one
+# written as sent (_write_as_sent) is judged here.
 _WRITE_BATCH_POSTGRES = """
-    WITH cell AS (
+    WITH judged AS (
+        SELECT NOT EXISTS (
+            SELECT 1 FROM json_array_elements(CAST(%(checks)s AS json)) AS x
+            LEFT JOIN exercise ON exercise.id = x->>0
+            LEFT JOIN team ON team.id = x->>1
+            LEFT JOIN injecttarget AS target
+                ON target.team_id = x->>1 AND target.inject_id = x->>2
+            LEFT JOIN participant ON participant.id = x->>3
+            WHERE exercise.status IS DISTINCT FROM 'running'
+                OR team.exercise_id IS DISTINCT FROM x->>0
+                OR target.team_id IS NULL
+                OR participant.removed_at IS NOT NULL
+        ) AND NOT EXISTS (
+            SELECT 1 FROM json_array_elements(CAST(%(cells)s AS json)) AS c
+            LEFT JOIN responsecell AS stored
+                ON stored.team_id = c->>0 AND stored.inject_id = c->>1 AND stored.field = c->>2
+            WHERE COALESCE(stored.version, 0) <> CAST(c->>6 AS integer)
+        ) AS holds
+    ), cell AS (
         INSERT INTO responsecell (team_id, inject_id, field, value, version, updated_by, updated_at)
         SELECT c->>0, c->>1, c->>2, c->>3, CAST(c->>4 AS integer), c->>5, %(at)s
         FROM json_array_elements(CAST(%(cells)s AS json)) AS c
+        WHERE (SELECT holds FROM judged)
         ON CONFLICT (team_id, inject_id, field) DO UPDATE SET
             value = excluded.value, version = excluded.version,
             updated_by = excluded.updated_by, updated_at = excluded.updated_at
@@ -533,13 +643,20 @@ _WRITE_BATCH_POSTGRES = """
             (team_id, inject_id, field, version, value, author, author_participant_id, created_at)
         SELECT r->>0, r->>1, r->>2, CAST(r->>3 AS integer), r->>4, r->>5, r->>6, %(at)s
         FROM json_array_elements(CAST(%(revisions)s AS json)) AS r
+        WHERE (SELECT holds FROM judged)
     )
     INSERT INTO event (exercise_id, type, team_ids, payload, at)
     SELECT e->>0, e->>1,
         CASE WHEN json_typeof(e->2) = 'null' THEN NULL ELSE e->2 END, e->3, %(at)s
     FROM json_array_elements(CAST(%(events)s AS json)) WITH ORDINALITY AS items(e, position)
+    WHERE (SELECT holds FROM judged)
     ORDER BY items.position
     RETURNING seq
+"""
+# Each exercise's newest seq, read holding its lock before the batch's events are stored.
+_NEWEST_SEQS = """
+    SELECT id, (SELECT max(seq) FROM event WHERE event.exercise_id = exercise.id)
+    FROM exercise WHERE id = ANY(%(exercise_ids)s)
 """
 
 
