@@ -4,14 +4,19 @@
 The co-editing benchmark (scripts/bench.py) measures edits end to end on a loaded machine; this
 measures the database side of one batch alone: an exercise of 50 teams × 6 writers is built
 through the services (as the API would), then batches of edits by different writers, each
-continuing from its writer's last version, are written one after another. Usage:
+continuing from its writer's last version, are written one after another. With `--processes N`
+(PostgreSQL), N processes write batches into the same exercise at once, each for its own
+writers, as N server processes do: one exercise's batches then wait for each other's locks, and
+the batches per second of all of them together is the exercise's write capacity. Usage:
 
     .venv/bin/python scripts/bench_batch.py [--batch 11] [--batches 400]
     .venv/bin/python scripts/bench_batch.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python scripts/bench_batch.py --postgres postgresql+psycopg://… --processes 2
 """
 
 import argparse
 import importlib.util
+import multiprocessing
 import platform
 import random
 import statistics
@@ -20,6 +25,7 @@ import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -79,11 +85,26 @@ def build(url: str, *, teams: int) -> list[CellEdit]:
 
 def run(url: str, *, teams: int, size: int, batches: int) -> list[float]:
     """Milliseconds per batch, after a fifth of them as warm-up."""
-    writers = build(url, teams=teams)
+    return write_batches(url, build(url, teams=teams), size=size, batches=batches)
+
+
+def write_batches(
+    url: str,
+    writers: list[CellEdit],
+    *,
+    size: int,
+    batches: int,
+    seed: int = 2018,
+    start: Any = None,
+) -> list[float]:
+    """Milliseconds per batch of `size` of these writers' edits, after a fifth as warm-up
+    (`start`: a barrier to wait at before the first batch)."""
     versions = [0] * len(writers)
-    rng = random.Random(2018)
+    rng = random.Random(seed)
     engine = make_engine(url)
     times = []
+    if start is not None:
+        start.wait()
     for number in range(batches):
         picks = rng.sample(range(len(writers)), size)
         edits = []
@@ -107,13 +128,60 @@ def run(url: str, *, teams: int, size: int, batches: int) -> list[float]:
     return times[batches // 5 :]
 
 
+def _write_share(
+    url: str, writers: list[CellEdit], size: int, batches: int, seed: int, start: Any, out: Any
+) -> None:
+    """One process's part of run_together: puts its times and its seconds from start to end,
+    or what went wrong."""
+    try:
+        began = time.perf_counter()
+        times = write_batches(url, writers, size=size, batches=batches, seed=seed, start=start)
+        out.put((times, time.perf_counter() - began))
+    except BaseException as exc:
+        out.put(repr(exc))
+        raise
+
+
+def run_together(
+    url: str, *, teams: int, size: int, batches: int, processes: int
+) -> tuple[list[float], float]:
+    """Each process's batches into one exercise at once: every batch's milliseconds (after
+    warm-up) and the batches per second of all processes together."""
+    writers = build(url, teams=teams)
+    # Forked: the processes start from this one's state, no engine or connection open.
+    context = multiprocessing.get_context("fork")
+    start, out = context.Barrier(processes), context.SimpleQueue()
+    workers = [
+        context.Process(
+            target=_write_share,
+            args=(url, writers[i::processes], size, batches, i, start, out),
+        )
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    results = [out.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    failed = [result for result in results if isinstance(result, str)]
+    if failed:
+        raise RuntimeError(f"a writing process failed: {failed[0]}")
+    times = [t for share_times, _ in results for t in share_times]
+    return times, processes * batches / max(seconds for _, seconds in results)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", help="PostgreSQL server URL (a throwaway database is made)")
     parser.add_argument("--teams", type=int, default=50)
     parser.add_argument("--batch", type=int, default=11, help="edits per batch")
     parser.add_argument("--batches", type=int, default=400)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes writing into one exercise at once"
+    )
     args = parser.parse_args()
+    if args.processes > 1 and not args.postgres:
+        parser.error("--processes needs --postgres: SQLite serves one server process")
 
     if args.postgres:
         spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
@@ -125,7 +193,12 @@ def main() -> int:
         database = nullcontext()
     with tempfile.TemporaryDirectory() as directory, database as postgres_url:
         url = postgres_url or f"sqlite:///{directory}/bench.db"
-        times = sorted(run(url, teams=args.teams, size=args.batch, batches=args.batches))
+        sizes = {"teams": args.teams, "size": args.batch, "batches": args.batches}
+        if args.processes > 1:
+            times, rate = run_together(url, processes=args.processes, **sizes)
+        else:
+            times, rate = run(url, **sizes), 0.0
+    times.sort()
     print(
         f"machine: {platform.processor() or platform.machine()}, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}"
@@ -136,6 +209,11 @@ def main() -> int:
         f"p50 {times[len(times) // 2]:.2f} ms, p90 {times[int(len(times) * 0.9)]:.2f} ms "
         f"({len(times)} batches)"
     )
+    if args.processes > 1:
+        print(
+            f"{args.processes} processes into one exercise: {rate:.0f} batches/s "
+            f"({rate * args.batch:.0f} edits/s) together"
+        )
     return 0
 
 

@@ -44,3 +44,18 @@ def test_the_batch_benchmark_writes_every_batch_in_full(tmp_path: Path) -> None:
         versions = session.exec(select(func.sum(ResponseCell.version))).one()
     engine.dispose()
     assert versions == 10 * 5
+
+
+def test_the_batch_benchmark_writes_from_several_processes_into_one_exercise(
+    empty_postgres_url: str,
+) -> None:
+    """--processes: every process's batches are stored, none refused (each has its own writers)."""
+    times, rate = load_script("bench_batch").run_together(
+        empty_postgres_url, teams=2, size=3, batches=10, processes=2
+    )
+    assert len(times) == 2 * 8 and all(t > 0 for t in times) and rate > 0
+    engine = make_engine(empty_postgres_url)
+    with Session(engine) as session:
+        versions = session.exec(select(func.sum(ResponseCell.version))).one()
+    engine.dispose()
+    assert versions == 2 * 10 * 3
