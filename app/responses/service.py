@@ -230,8 +230,8 @@ def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
     """
     connection = _driver_connection(session)
     newest, written = connection.cursor(), connection.cursor()
-    # Each round trip is made holding the exercises' locks, and on a busy server the thread
-    # then waits a millisecond or more for its turn at the GIL.
+    # One round trip: after each, on a busy server, the thread waits a millisecond or more for
+    # its turn at the GIL, and the exercises' locks are held meanwhile.
     with connection.pipeline():
         if not locked:
             for exercise_id in write.exercise_ids:
