@@ -95,16 +95,12 @@ def write_batches(
     size: int,
     batches: int,
     seed: int = 2018,
-    start: Any = None,
 ) -> list[float]:
-    """Milliseconds per batch of `size` of these writers' edits, after a fifth as warm-up
-    (`start`: a barrier to wait at before the first batch)."""
+    """Milliseconds per batch of `size` of these writers' edits, after a fifth as warm-up."""
     versions = [0] * len(writers)
     rng = random.Random(seed)
     engine = make_engine(url)
     times = []
-    if start is not None:
-        start.wait()
     for number in range(batches):
         picks = rng.sample(range(len(writers)), size)
         edits = []
@@ -131,11 +127,12 @@ def write_batches(
 def _write_share(
     url: str, writers: list[CellEdit], size: int, batches: int, seed: int, start: Any, out: Any
 ) -> None:
-    """One process's part of run_together: puts its times and its seconds from start to end,
-    or what went wrong."""
+    """One process's part of run_together: once every process is ready (`start`, a barrier),
+    puts its times and its seconds from then to its end, or what went wrong."""
     try:
+        start.wait()
         began = time.perf_counter()
-        times = write_batches(url, writers, size=size, batches=batches, seed=seed, start=start)
+        times = write_batches(url, writers, size=size, batches=batches, seed=seed)
         out.put((times, time.perf_counter() - began))
     except BaseException as exc:
         out.put(repr(exc))

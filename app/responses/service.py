@@ -229,11 +229,12 @@ def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
     locks already (`locked`), take them first and read the exercises' newest seqs for the bell.
     """
     connection = _driver_connection(session)
-    newest, written = connection.cursor(), connection.cursor()
+    newest = None if locked else connection.cursor()
+    written = connection.cursor()
     # One round trip: after each, on a busy server, the thread waits a millisecond or more for
     # its turn at the GIL, and the exercises' locks are held meanwhile.
     with connection.pipeline():
-        if not locked:
+        if newest is not None:
             for exercise_id in write.exercise_ids:
                 newest.execute(events.LOCK_SQL, {"key": events.lock_key(exercise_id)})
             newest.execute(_NEWEST_SEQS, {"exercise_ids": write.exercise_ids})
@@ -243,7 +244,7 @@ def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
     if not seqs:  # the guard held the write back; the commit committed nothing
         session.rollback()
         return False
-    if not locked:
+    if newest is not None:
         events.note_locked(session, exercise_ids=write.exercise_ids)
         for exercise_id, seq in newest.fetchall():
             events.note_last_seq(session, exercise_id=exercise_id, seq=seq or 0)
