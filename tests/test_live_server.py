@@ -16,8 +16,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.sync.client import ClientConnection, connect
 
+from app.live.frames import text_frame
 from tests.factories import join, make_exercise
 
 MESSAGES = 40
@@ -254,3 +256,17 @@ def test_events_reach_direct_and_ordinary_sockets_alike(
                 if message["type"] == "message":
                     got.append(message["text"])
             assert got == texts
+        # A message for one socket (an ack, an error) takes the same two ways.
+        for ref, ws in enumerate(sockets):
+            ws.send(json.dumps({"type": "edit", "client_ref": ref}))
+            while (message := json.loads(ws.recv(timeout=10)))["type"] != "error":
+                pass
+            assert message["client_ref"] == ref
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65_535, 65_536, 70_001])
+def test_a_text_frame_is_what_the_websockets_library_makes(size: int) -> None:
+    text = ("至" * size)[: size // 3] + "x" * (size - 3 * (size // 3))
+    assert len(text.encode()) == size
+    expected = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert text_frame(text) == expected

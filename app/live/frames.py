@@ -7,11 +7,11 @@ sans-I/O websocket protocol, which `tabletop serve` uses; with any other server 
 client, another ASGI server) `DirectWriter.of` finds nothing and sends take the ordinary way.
 """
 
+import struct
 from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 # Where the outermost middleware leaves the server's own `send` in a websocket's scope.
@@ -32,8 +32,15 @@ class KeepServerSend:
 
 
 def text_frame(text: str) -> bytes:
-    """The bytes of an unmasked, uncompressed, final text frame."""
-    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    """The bytes of an unmasked, uncompressed, final text frame (RFC 6455, section 5.2)."""
+    data = text.encode()
+    size = len(data)
+    # FIN + text opcode, then the payload length in 7 bits, or 126 + 16 bits, or 127 + 64 bits.
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
 
 
 class DirectWriter:

@@ -3,8 +3,9 @@
 Events reach the hub from `on_events`, which the database session calls after each commit
 (in whatever thread committed); the hub hands them to the event loop and publishes them
 through the broker. Per exercise with local sockets, a `Room` keeps the last seq it
-delivered: a batch whose predecessor it has not seen makes it read the missing events
-from the database, so a lost or reordered doorbell never loses or reorders an event.
+delivered: a batch whose predecessor it has not seen waits for it a moment (`GAP_WAIT_S`: with
+several processes, a batch often overtakes the one before it), then makes the hub read the
+missing events from the database, so a lost or reordered doorbell never loses or reorders an event.
 Each event is encoded once; every eligible socket gets the same text, written to it on the spot
 when nothing is waiting before it, else queued for a writer task that lives only while the queue
 has items. A socket whose queue is full is closed with 4408 (its client reconnects and resumes)
@@ -55,6 +56,8 @@ FLOOD_MESSAGES = 500
 # How often facilitator sockets' logins are checked again: a logout in another server process
 # (or an expiry) closes them within this time; a logout in this process closes them at once.
 REVALIDATE_S = 15.0
+# How long batches wait for a missing predecessor before the database is read for it.
+GAP_WAIT_S = 0.05
 SEND_ERRORS = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -198,10 +201,15 @@ class Subscriber:
     def _send_now(self, text: str) -> None:
         """Send on the spot when nothing is waiting: no task switch per recipient.
 
-        A websocket send only waits when the transport is paused (the client reads slowly); until
-        then it runs straight through, so stepping its coroutine once usually finishes it. When it
-        does wait, the writer task finishes it before anything queued after it.
+        With uvicorn's protocol the frame goes straight to the transport (an edit's `ack` is one
+        such message per edit; the ASGI send chain cost more than the rest of its delivery).
+        Otherwise: a websocket send only waits when the transport is paused (the client reads
+        slowly); until then it runs straight through, so stepping its coroutine once usually
+        finishes it. When it does wait, the writer task finishes it before anything queued
+        after it.
         """
+        if self.direct is not None and self.direct.write(text_frame(text)):
+            return
         coroutine = self.websocket.send_text(text)
         try:
             awaiting = coroutine.send(None)
@@ -304,8 +312,11 @@ class Room:
         self.cursor: int | None = None
         self.facilitators: set[Subscriber] = set()
         self.teams: dict[str, set[Subscriber]] = {}
+        # Batches not delivered yet: those arriving during a catch-up, and those after a gap.
         self.backlog: deque[Batch] = deque()
         self.catching_up = False
+        # Set while the backlog waits for a missing batch; when it fires, the database is read.
+        self.gap_timer: asyncio.TimerHandle | None = None
 
     def add(self, sub: Subscriber) -> None:
         team_id = sub.audience.team_id
@@ -327,6 +338,25 @@ class Room:
 
     def __bool__(self) -> bool:
         return bool(self.facilitators or self.teams)
+
+    def take_next(self) -> Batch | None:
+        """Remove and return the first batch that does not follow a gap after the cursor.
+
+        A batch follows a gap when its first event is new and its predecessor is too. A resync
+        (no predecessor) is taken as it comes; the caller catches up for it.
+        """
+        cursor = self.cursor or 0
+        for batch in self.backlog:
+            first = batch.events[0].seq if batch.events else 0
+            if not (first > cursor and (batch.prev_seq or 0) > cursor):
+                self.backlog.remove(batch)
+                return batch
+        return None
+
+    def stop_waiting(self) -> None:
+        if self.gap_timer is not None:
+            self.gap_timer.cancel()
+            self.gap_timer = None
 
     def audience_of(self, envelope: Envelope) -> Iterable[Subscriber]:
         # Participants first: they are the ones waiting, and the facilitator whose click it was
@@ -424,19 +454,39 @@ class Hub:
         self._drain(room)
 
     def _drain(self, room: Room) -> None:
-        while room.backlog and not room.catching_up and room.cursor is not None:
-            batch = room.backlog.popleft()
-            cursor = room.cursor
-            fresh = [e for e in batch.events if e.seq > cursor]
-            first_is_fresh = bool(fresh) and fresh[0] is batch.events[0]
-            if batch.prev_seq is None or (first_is_fresh and (batch.prev_seq or 0) > cursor):
-                room.catching_up = True
-                self.spawn(self._catch_up(room))
+        if room.cursor is None:
+            return  # the room is being entered: its batches wait until its cursor is read
+        progressed = False
+        while not room.catching_up and (batch := room.take_next()) is not None:
+            if batch.prev_seq is None:
+                self._start_catch_up(room)
                 return
+            fresh = [e for e in batch.events if e.seq > room.cursor]
             for envelope in fresh:
                 self._deliver(room, envelope)
             if fresh:
                 room.cursor = fresh[-1].seq
+                progressed = True
+        if room.catching_up or not room.backlog or progressed:
+            room.stop_waiting()
+        if room.backlog and not room.catching_up and room.gap_timer is None:
+            # Every batch left follows a gap. The missing one is nearly always on its way: this
+            # process's own commit, or another process's through the broker, overtaken by a
+            # later one (on a busy machine, often). Reading the database for it at once would
+            # cost a query and hold up the room for longer than the wait usually lasts.
+            room.gap_timer = asyncio.get_running_loop().call_later(
+                GAP_WAIT_S, self._gap_expired, room
+            )
+
+    def _gap_expired(self, room: Room) -> None:
+        room.gap_timer = None
+        if self.rooms.get(room.exercise_id) is room and room.backlog and not room.catching_up:
+            self._start_catch_up(room)
+
+    def _start_catch_up(self, room: Room) -> None:
+        room.stop_waiting()
+        room.catching_up = True
+        self.spawn(self._catch_up(room))
 
     async def _catch_up(self, room: Room) -> None:
         """Deliver from the database whatever the broker did not bring, in order."""
@@ -498,6 +548,7 @@ class Hub:
         room.discard(sub)
         if room:
             return
+        room.stop_waiting()
         del self.rooms[exercise_id]
         for key in [key for key in self._snapshots if key[0] == exercise_id]:
             del self._snapshots[key]
