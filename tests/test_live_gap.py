@@ -8,6 +8,8 @@ its text, so a socket shows where each event it received came from.
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -51,11 +53,18 @@ def _messages(ws: Any, count: int) -> list[dict[str, Any]]:
     return [next_message(ws) for _ in range(count)]
 
 
-def test_a_batch_that_overtook_its_predecessor_waits_for_it(client: TestClient) -> None:
+@contextmanager
+def _watching(client: TestClient) -> Iterator[tuple[Exercise, Any]]:
+    """A new exercise and a participant's socket on it, past its hello."""
     exercise = make_exercise(client)
     member = join(client, exercise.team(0)["join_code"], "Hanako")
     with participant_ws(client, member) as ws:
         hello(ws)
+        yield exercise, ws
+
+
+def test_a_batch_that_overtook_its_predecessor_waits_for_it(client: TestClient) -> None:
+    with _watching(client) as (exercise, ws):
         first, second, third = _store_quietly(client, exercise, ["one", "two", "three"])
         _ring(client, third)
         _ring(client, second)
@@ -70,10 +79,7 @@ def test_a_batch_that_never_comes_is_read_from_the_database_after_the_wait(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hub_module, "GAP_WAIT_S", 0.3)
-    exercise = make_exercise(client)
-    member = join(client, exercise.team(0)["join_code"], "Hanako")
-    with participant_ws(client, member) as ws:
-        hello(ws)
+    with _watching(client) as (exercise, ws):
         lost, later = _store_quietly(client, exercise, ["lost", "later"])
         rung = time.monotonic()
         _ring(client, later)
@@ -89,26 +95,23 @@ def test_a_resync_reads_the_database_at_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A broker that may have lost messages asks for a catch-up: no reason to wait for anything.
-    monkeypatch.setattr(hub_module, "GAP_WAIT_S", 30.0)
-    exercise = make_exercise(client)
-    member = join(client, exercise.team(0)["join_code"], "Hanako")
-    with participant_ws(client, member) as ws:
-        hello(ws)
+    monkeypatch.setattr(hub_module, "GAP_WAIT_S", 10.0)
+    with _watching(client) as (exercise, ws):
         _store_quietly(client, exercise, ["missed", "also missed"])
+        rung = time.monotonic()
         _ring(client, Batch.resync(exercise.id))
         received = _messages(ws, 2)
+        waited_s = time.monotonic() - rung
     assert [m["text"] for m in received] == ["missed", "also missed"]
     assert all("via" not in m for m in received)
+    assert waited_s < 10.0, "a resync waited as if for a missing batch"
 
 
 def test_a_late_predecessor_after_the_catch_up_is_not_delivered_twice(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(hub_module, "GAP_WAIT_S", 0.05)
-    exercise = make_exercise(client)
-    member = join(client, exercise.team(0)["join_code"], "Hanako")
-    with participant_ws(client, member) as ws:
-        hello(ws)
+    with _watching(client) as (exercise, ws):
         late, later = _store_quietly(client, exercise, ["late", "later"])
         _ring(client, later)
         received = _messages(ws, 2)
