@@ -171,20 +171,15 @@ class Subscriber:
             self.buffer.append(envelope)
             return
         self.sent_seq = envelope.seq
-        if (
-            frame is not None
-            and self.direct is not None
-            and self.writer is None
-            and self.direct.write(frame)
-        ):
-            return
-        self.send(envelope.text)
+        self.send(envelope.text, frame)
 
-    def send(self, item: _Outgoing) -> None:
+    def send(self, item: _Outgoing, frame: bytes | None = None) -> None:
+        """Send a text now, or queue it (or a command) behind what waits; `frame`: the text's
+        frame, when it was made once for many sockets."""
         if self.closed:
             return
         if isinstance(item, str) and self.writer is None and not self.pending:
-            self._send_now(item)
+            self._send_now(item, frame)
             return
         self._enqueue(item)
 
@@ -198,7 +193,7 @@ class Subscriber:
         if self.writer is None:
             self.writer = asyncio.get_running_loop().create_task(self.write())
 
-    def _send_now(self, text: str) -> None:
+    def _send_now(self, text: str, frame: bytes | None = None) -> None:
         """Send on the spot when nothing is waiting: no task switch per recipient.
 
         With uvicorn's protocol the frame goes straight to the transport (an edit's `ack` is one
@@ -208,7 +203,7 @@ class Subscriber:
         finishes it. When it does wait, the writer task finishes it before anything queued
         after it.
         """
-        if self.direct is not None and self.direct.write(text_frame(text)):
+        if self.direct is not None and self.direct.write(frame or text_frame(text)):
             return
         coroutine = self.websocket.send_text(text)
         try:
@@ -339,13 +334,12 @@ class Room:
     def __bool__(self) -> bool:
         return bool(self.facilitators or self.teams)
 
-    def take_next(self) -> Batch | None:
-        """Remove and return the first batch that does not follow a gap after the cursor.
+    def take_next(self, cursor: int) -> Batch | None:
+        """Remove and return the first batch that does not follow a gap after `cursor`.
 
         A batch follows a gap when its first event is new and its predecessor is too. A resync
         (no predecessor) is taken as it comes; the caller catches up for it.
         """
-        cursor = self.cursor or 0
         for batch in self.backlog:
             first = batch.events[0].seq if batch.events else 0
             if not (first > cursor and (batch.prev_seq or 0) > cursor):
@@ -457,7 +451,7 @@ class Hub:
         if room.cursor is None:
             return  # the room is being entered: its batches wait until its cursor is read
         progressed = False
-        while not room.catching_up and (batch := room.take_next()) is not None:
+        while not room.catching_up and (batch := room.take_next(room.cursor)) is not None:
             if batch.prev_seq is None:
                 self._start_catch_up(room)
                 return
@@ -628,9 +622,10 @@ class Hub:
         if room is None:
             return
         text = protocol.server_message("presence", seq=room.cursor or 0, **body)
+        frame = text_frame(text)
         for sub in [*room.facilitators, *room.teams.get(team_id, ())]:
             if sub.started:
-                sub.send(text)
+                sub.send(text, frame)
 
     # -- one socket ------------------------------------------------------------------------
 
