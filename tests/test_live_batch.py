@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from app.db import execute_many, make_engine, migrate
+from app.db import SQLITE_CHUNKS, insert_many, make_engine, migrate
 from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.exercises import service as exercises
 from app.exercises.schemas import InjectCreate
@@ -366,7 +366,7 @@ def test_batches_of_two_writers_at_once_ring_a_gapless_chain(client: TestClient)
     )
 
 
-def test_execute_many_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
+def test_insert_many_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
     # A batch's rows go through the driver with their values converted by the columns' own
     # types; what is stored must be byte for byte what SQLAlchemy's executemany stores.
     url = f"sqlite:///{tmp_path / 'many.db'}"
@@ -381,7 +381,8 @@ def test_execute_many_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
             "team_ids": [f"t{i}", "t"] if i else None,
             "at": at,
         }
-        for i in range(3)
+        # Past two statements of the largest size, so that every size is used.
+        for i in range(2 * SQLITE_CHUNKS[0] + 3)
     ]
     read = "SELECT exercise_id, type, payload, team_ids, at FROM event ORDER BY seq"
     with Session(engine) as session:
@@ -389,13 +390,121 @@ def test_execute_many_stores_what_sqlalchemy_would(tmp_path: Path) -> None:
         session.execute(events._EVENTS.insert(), rows)
         by_sqlalchemy = session.connection().exec_driver_sql(read).all()
         session.connection().exec_driver_sql("DELETE FROM event")
-        execute_many(session, events._INSERT_EVENTS, rows)
-        by_driver = session.connection().exec_driver_sql(read).all()
+        rowids = insert_many(session, events._INSERT_EVENTS, rows)
+        by_statement = session.connection().exec_driver_sql(read).all()
+        seqs = session.connection().exec_driver_sql("SELECT seq FROM event ORDER BY seq").all()
         stored = [
             (e.payload, e.team_ids, e.at)
             for e in session.exec(select(Event).order_by(col(Event.seq)))
         ]
         session.rollback()
     engine.dispose()
-    assert by_driver == by_sqlalchemy
+    assert by_statement == by_sqlalchemy
+    assert rowids == [seq for (seq,) in seqs]
     assert stored == [(row["payload"], row["team_ids"], at) for row in rows]
+
+
+def test_a_large_batch_stores_every_edit_and_its_seq(client: TestClient) -> None:
+    """A batch longer than one multi-row statement (SQLite) or with cells both new and stored:
+    every edit's revision, event (with the seq it was rung with) and final cell are stored."""
+    exercise = make_exercise(client, teams=["Red", "Blue"])
+    inject = push(client, exercise)
+    fields = ("overview", "affected_customers", "secondary_damage", "cause", "press", "legal")
+    writers = {
+        team["id"]: join(client, team["join_code"], f"{team['name']} writer")
+        for team in exercise.teams
+    }
+    versions = {(team_id, field): 0 for team_id in writers for field in fields}
+
+    def edits(rounds: int, cells: list[tuple[str, str]]) -> list[CellEdit]:
+        batch = []
+        for _ in range(rounds):
+            for team_id, field in cells:
+                batch.append(
+                    CellEdit(
+                        exercise_id=exercise.id,
+                        team_id=team_id,
+                        inject_id=inject["id"],
+                        field=field,
+                        value=f"{field} 第{versions[team_id, field] + 1}版",
+                        base_version=versions[team_id, field],
+                        author="writer",
+                        participant_id=writers[team_id]["participant_id"],
+                    )
+                )
+                versions[team_id, field] += 1
+        return batch
+
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    cells = list(versions)
+    # The first batch stores half the cells; the second changes those and creates the others.
+    first, second = edits(1, cells[::2]), edits(12, cells)
+    rung: list[events.Committed] = []
+    with Session(engine) as session:
+        events.listen(session, rung.append)  # type: ignore[arg-type]
+        assert responses.write_cells(session, edits=first) == [1] * len(first)
+    with Session(engine) as session:
+        events.listen(session, rung.append)  # type: ignore[arg-type]
+        outcomes = responses.write_cells(session, edits=second)
+    assert len(second) == 144 and outcomes == [e.base_version + 1 for e in second]
+    assert rung[1].previous_seq == {exercise.id: rung[0][-1].seq}
+    with Session(engine) as session:
+        stored = session.exec(
+            select(Event).where(Event.type == "response").order_by(col(Event.seq))
+        ).all()
+        stored_cells = session.exec(select(ResponseCell)).all()
+        revisions = session.exec(select(ResponseRevision)).all()
+    assert [(e.seq, e.payload) for e in stored] == [
+        (e.seq, e.payload) for committed in rung for e in committed
+    ]
+    assert [e.payload["value"] for e in stored] == [e.value for e in first + second]
+    assert {(c.team_id, c.field): (c.version, c.value) for c in stored_cells} == {
+        key: (version, f"{key[1]} 第{version}版") for key, version in versions.items()
+    }
+    assert sorted((r.team_id, r.field, r.version) for r in revisions) == sorted(
+        (e.team_id, e.field, e.base_version + 1) for e in first + second
+    )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_batch_on_sqlite_runs_the_same_few_statements_whatever_its_size(
+    client: TestClient,
+) -> None:
+    """Each statement (each row of an executemany) lets go of the GIL, which a worker thread
+    waits to get back from a busy event loop: a batch's statements must not grow with its edits."""
+    exercise = make_exercise(client, teams=["Red"])
+    team = exercise.team(0)
+    inject = push(client, exercise)
+    writer = join(client, team["join_code"], "Hanako")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+
+    def statements(size: int, start: int) -> int:
+        batch = [
+            CellEdit(
+                exercise_id=exercise.id,
+                team_id=team["id"],
+                inject_id=inject["id"],
+                field="overview",
+                value=f"v{start + n}",
+                base_version=start + n,
+                author="Hanako",
+                participant_id=writer["participant_id"],
+            )
+            for n in range(size)
+        ]
+        traced: list[str] = []
+        with Session(engine) as session:
+            driver = session.connection().connection.driver_connection
+            driver.set_trace_callback(traced.append)
+            try:
+                assert responses.write_cells(session, edits=batch)[-1] == start + size
+            finally:
+                driver.set_trace_callback(None)
+        return len(traced)
+
+    small = statements(3, 0)
+    large = statements(63, 3)
+    # BEGIN, the context, the cell, the revisions and events (a statement of 2 rows and one of
+    # 1 each), COMMIT; then at most one more statement of each size for revisions and events.
+    assert small == 7
+    assert large <= small + 2 * len(SQLITE_CHUNKS)

@@ -1,18 +1,17 @@
 """Store an event with the change it describes, and ring the bell only after the commit."""
 
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_
+from sqlalchemy import ColumnElement, Select, func
 from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from app.db import execute_many, utcnow
+from app.db import insert_many, utcnow
 from app.live.models import Event
 
 EventListener = Callable[[list[Event]], None]
@@ -66,7 +65,7 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     The caller holds the write lock of every exercise named (serialize_exercise): the bell
     then carries each exercise's seq from before the batch, as with record.
     """
-    previous = hold(session, exercise_ids=[item.exercise_id for item in new])
+    hold(session, exercise_ids=[item.exercise_id for item in new])
     rows = [row_of(item, at=at) for item in new]
     if session.get_bind().dialect.name == "postgresql":
         # One statement that also returns the seqs in the rows' order: each round trip is made
@@ -77,7 +76,8 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
             ).scalars()
         )
     else:
-        seqs = _insert_and_read_back(session, rows, previous=previous)
+        # The seq is the rowid: under the write lock (held since `hold`), the rows' own.
+        seqs = insert_many(session, _INSERT_EVENTS, rows)
     return stored(session, rows, seqs)
 
 
@@ -110,39 +110,6 @@ def stored(session: Session, rows: Sequence[dict[str, Any]], seqs: Sequence[int]
     events = [Event.model_construct(seq=seq, **row) for seq, row in zip(seqs, rows, strict=True)]
     session.info.setdefault(_PENDING, []).extend(events)
     return events
-
-
-def _insert_and_read_back(
-    session: Session, rows: list[dict[str, Any]], *, previous: dict[str, int]
-) -> list[int]:
-    """The rows' seqs, in their order, after one executemany (SQLite).
-
-    Under each exercise's lock, an exercise's events after its previous seq are exactly these,
-    in insertion order. (INSERT … RETURNING with ordered results runs one statement per row on
-    SQLite.)
-    """
-    if len(rows) == 1:  # one row's key comes back from the insert itself
-        key = session.connection().execute(_INSERT_EVENTS, rows[0]).inserted_primary_key
-        assert key is not None
-        return [key[0]]
-    execute_many(session, _INSERT_EVENTS, rows)
-    exercise_ids = list(dict.fromkeys(row["exercise_id"] for row in rows))
-    found = session.execute(
-        select(col(Event.exercise_id), col(Event.seq))
-        .where(
-            or_(
-                *(
-                    and_(col(Event.exercise_id) == x, col(Event.seq) > previous[x])
-                    for x in exercise_ids
-                )
-            )
-        )
-        .order_by(col(Event.seq))
-    ).all()
-    seqs: dict[str, deque[int]] = {}
-    for exercise_id, seq in found:
-        seqs.setdefault(exercise_id, deque()).append(seq)
-    return [seqs[row["exercise_id"]].popleft() for row in rows]
 
 
 def note_last_seq(session: Session, *, exercise_id: str, seq: int) -> None:

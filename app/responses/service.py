@@ -1,6 +1,7 @@
 """Versioned cell writes (never a silent overwrite), revision history and submissions."""
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     literal_column,
     null,
     union_all,
@@ -23,7 +25,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.db import execute_many, json_text, utcnow
+from app.db import insert_many, json_text, utcnow
 from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
@@ -186,7 +188,9 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     else:
         for exercise_id in batch.exercise_ids:
             events.serialize_exercise(session, exercise_id=exercise_id)
-        context = _context_of(session.connection().execute(_BATCH_CONTEXT, batch.params))
+        # One row, the context's rows as JSON: each row fetched is a GIL hand-off (insert_many).
+        found = session.connection().execute(_BATCH_CONTEXT_SQLITE, batch.params).scalar_one()
+        context = _context_of(json.loads(found))
     for exercise_id, seq in context.seen.items():  # read holding the lock: no need to again
         events.note_last_seq(session, exercise_id=exercise_id, seq=seq)
     write = batch.judge(context)
@@ -197,7 +201,7 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
             raise RuntimeError("a batch judged under its exercises' locks was held back")
     else:
         _store_cells(session, current=write.cells, now=write.now)
-        execute_many(session, _INSERT_REVISIONS, write.revision_rows())
+        insert_many(session, _INSERT_REVISIONS, write.revision_rows())
         events.record_many(session, write.new_events, at=write.now)
         session.commit()
     return batch.outcomes
@@ -555,7 +559,8 @@ def _context_of(rows: Iterable[Sequence[Any]]) -> _Context:
 def _store_cells(
     session: Session, *, current: dict[tuple[str, str, str], _Current], now: datetime
 ) -> None:
-    """Each changed cell's final value of the batch: one INSERT or UPDATE per cell, not per edit."""
+    """Each changed cell's final value of the batch (SQLite): one row per cell, not per edit,
+    inserted or, for a cell already stored, updated in place."""
     rows = [
         {
             "team_id": team_id,
@@ -568,16 +573,7 @@ def _store_cells(
         }
         for (team_id, inject_id, field), cell in current.items()
     ]
-    new = [row for row, cell in zip(rows, current.values(), strict=True) if not cell.stored]
-    old = [row for row, cell in zip(rows, current.values(), strict=True) if cell.stored]
-    # Core statements on the table: one executemany each (the ORM's bulk UPDATE ran one
-    # statement per row).
-    execute_many(session, _INSERT_CELLS, new)
-    execute_many(
-        session,
-        _UPDATE_CELL,
-        [{f"key_{k}": row[k] for k in _KEY} | {k: row[k] for k in _SET} for row in old],
-    )
+    insert_many(session, _INSERT_CELLS, rows, on_conflict=_UPSERT_CELL)
 
 
 _CELLS = ResponseCell.__table__  # type: ignore[attr-defined]
@@ -585,14 +581,15 @@ _EXERCISES = Exercise.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
 _PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
-_KEY = ("team_id", "inject_id", "field")
-_SET = ("value", "version", "updated_by", "updated_at")
-_UPDATE_CELL = (
-    _CELLS.update()
-    .where(*(_CELLS.c[k] == bindparam(f"key_{k}") for k in _KEY))
-    .values({k: bindparam(k) for k in _SET})
+_UPSERT_CELL = (
+    "ON CONFLICT (team_id, inject_id, field) DO UPDATE SET value = excluded.value, "
+    "version = excluded.version, updated_by = excluded.updated_by, "
+    "updated_at = excluded.updated_at"
 )
-_BATCH_CONTEXT = _batch_context_query(arrays=False)
+_CONTEXT_ROWS = _batch_context_query(arrays=False).subquery()
+_BATCH_CONTEXT_SQLITE = sa_select(
+    func.json_group_array(func.json_array(*_CONTEXT_ROWS.c))
+).select_from(_CONTEXT_ROWS)
 _REVISIONS = ResponseRevision.__table__  # type: ignore[attr-defined]
 _INSERT_CELLS = _CELLS.insert()
 _INSERT_REVISIONS = _REVISIONS.insert()
