@@ -156,7 +156,6 @@ class _Current:
     version: int
     value: str
     updated_by: str
-    stored: bool  # the row exists in the database (UPDATE) or not yet (INSERT)
 
 
 def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | DomainError]:
@@ -318,8 +317,7 @@ class _Batch:
             elif cell.version != edit.base_version:
                 return None
             version = edit.base_version + 1
-            # (`stored` is for SQLite's writes; PostgreSQL's upsert needs no telling.)
-            cells[key] = _Current(version, edit.value, edit.author, stored=True)
+            cells[key] = _Current(version, edit.value, edit.author)
             accepted.append((edit, version))
         return _Write(accepted=accepted, cells=cells, before=before, now=utcnow())
 
@@ -365,7 +363,7 @@ class _Batch:
                     continue
                 version = edit.base_version + 1
                 if cell is None:
-                    cell = current[key] = _Current(version, edit.value, edit.author, stored=False)
+                    cell = current[key] = _Current(version, edit.value, edit.author)
                 else:
                     cell.version, cell.value, cell.updated_by = version, edit.value, edit.author
                 changed[key] = cell
@@ -552,7 +550,7 @@ def _context_of(rows: Iterable[Sequence[Any]]) -> _Context:
         elif kind == "delivered":
             context.delivered.add((a, b))
         else:
-            context.current[(a, b, c)] = _Current(version, value, updated_by, stored=True)
+            context.current[(a, b, c)] = _Current(version, value, updated_by)
     return context
 
 
