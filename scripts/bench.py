@@ -666,6 +666,8 @@ class Row:
     value: str
     target: str = ""
     verdict: str = ""
+    # The row's figures by name, for --json (scripts/bench_scaled.py compares runs with them).
+    numbers: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def verdict(ok: bool | None) -> str:
@@ -806,6 +808,7 @@ def measure(
             Row(
                 f"inject fan-out to {expected}: request → receipt p50 / p99",
                 f"{app_p50:.1f} / {app_p99:.1f} ms (raw {raw_p50:.1f} / {raw_p99:.1f} ms)",
+                numbers={f"inject{expected}_p50": app_p50, f"inject{expected}_p99": app_p99},
             )
         )
         if "http" in runs:
@@ -1167,6 +1170,7 @@ def coedit(
             f"{p50:.1f} / {p99:.1f} ms",
             "p99 ≤ 100 ms",
             verdict(p99 <= 100),
+            numbers={"coedit_p50": p50, "coedit_p99": p99},
         ),
         *by_route,
         Row(
@@ -1272,6 +1276,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="a small smoke run; writes nothing")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--json", type=Path, help="also write the rows' figures to this file")
     args = parser.parse_args()
     if args.processes > 1 and not args.redis:
         parser.error("--processes above 1 needs --redis")
@@ -1284,6 +1289,8 @@ def main() -> int:
     rows = run(args)
     print()
     print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({k: v for row in rows for k, v in row.numbers.items()}))
     if not (args.quick or args.no_write or set(args.only) != set(PHASES)):
         write_doc(args, rows, command)
         print(f"\nwritten to {DOC.relative_to(ROOT)}")

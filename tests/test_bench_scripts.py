@@ -59,3 +59,31 @@ def test_the_batch_benchmark_writes_from_several_processes_into_one_exercise(
         versions = session.exec(select(func.sum(ResponseCell.version))).one()
     engine.dispose()
     assert versions == 2 * 10 * 3
+
+
+def test_the_scaled_comparison_alternates_the_modes_and_takes_medians() -> None:
+    compare = load_script("bench_scaled")
+    # In pairs, each mode first in turn: a drifting machine weighs on both alike.
+    assert compare.order(3) == ["one", "scaled", "scaled", "one", "one", "scaled"]
+
+    def figures(coedit_p99: float, inject_p99: float) -> dict[str, float]:
+        return {
+            "coedit_p50": coedit_p99 / 2,
+            "coedit_p99": coedit_p99,
+            "inject500_p50": inject_p99 / 2,
+            "inject500_p99": inject_p99,
+        }
+
+    rows = compare.summary(
+        {
+            "one": [figures(40, 30), figures(90, 31), figures(50, 29)],
+            "scaled": [figures(62, 35), figures(55, 70), figures(300, 40)],
+        }
+    )
+    by_name = {row[0]: row for row in rows}
+    coedit = by_name["co-editing: edit → teammate p99"]
+    assert coedit[1] == "40.0 / 90.0 / 50.0 (median 50.0)"
+    assert coedit[3:] == ("+12.0 ms", "**missed**")
+    assert by_name["inject to 500: request → receipt p99"][3:] == ("+10.0 ms", "met")
+    # The p50s are shown, not judged.
+    assert by_name["co-editing: edit → teammate p50"][4] == ""
