@@ -1228,17 +1228,23 @@ def write_doc(args: argparse.Namespace, rows: list[Row], command: str) -> None:
     if args.redis:
         mode = f"{args.processes} processes, {'PostgreSQL' if args.postgres else 'SQLite'} + Redis"
     key = "scaled" if args.redis else ("postgres" if args.postgres else "single")
+    write_section(key, heading=mode, command=command, body=table(rows))
+
+
+def write_section(key: str, *, heading: str, command: str, body: str) -> None:
+    """Put a measured section, with the date, machine, versions and command, between the
+    `bench:<key>` markers of docs/performance.md (at its end the first time)."""
     start, end = f"<!-- bench:{key}:start -->", f"<!-- bench:{key}:end -->"
     section = "\n".join(
         [
             start,
-            f"### {mode}",
+            f"### {heading}",
             "",
             f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
             f"Versions: {versions()}.",
             f"Command: `{command}`",
             "",
-            table(rows),
+            body,
             end,
         ]
     )

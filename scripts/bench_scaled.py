@@ -13,9 +13,7 @@ docs/performance.md (between the bench:compare markers). Usage:
 """
 
 import argparse
-import datetime as dt
 import json
-import re
 import shlex
 import statistics
 import subprocess
@@ -107,15 +105,6 @@ def one_run(args: argparse.Namespace, mode: str, workdir: Path, number: int) -> 
     return figures
 
 
-def write_doc(text: str) -> None:
-    start, end = "<!-- bench:compare:start -->", "<!-- bench:compare:end -->"
-    section = f"{start}\n{text}\n{end}"
-    doc = DOC.read_text()
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    doc = pattern.sub(lambda _m: section, doc) if pattern.search(doc) else f"{doc}\n{section}\n"
-    DOC.write_text(doc)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", required=True, help="PostgreSQL server URL")
@@ -125,29 +114,22 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     sys.path.insert(0, str(BENCH.parent))
-    import bench  # the machine and versions lines, as the full tables give them
+    import bench  # its sections in docs/performance.md, with the machine and versions lines
 
     workdir = Path(tempfile.mkdtemp(prefix="tabletop-compare-"))
     runs: dict[str, list[dict[str, float]]] = {"one": [], "scaled": []}
     for number, mode in enumerate(order(args.rounds), start=1):
         runs[mode].append(one_run(args, mode, workdir, number))
     command = "python scripts/bench_scaled.py " + shlex.join(sys.argv[1:])
-    text = "\n".join(
-        [
-            f"### What {args.processes} processes add, in alternating runs",
-            "",
-            f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {bench.machine()}.",
-            f"Versions: {bench.versions()}.",
-            f"Command: `{command}` (each run: `scripts/bench.py --only coedit fanout "
-            "--fanout 500`, the runs in the order one, scaled, scaled, one, …)",
-            "",
-            table(summary(runs), args.processes),
-        ]
+    heading = f"What {args.processes} processes add, in alternating runs"
+    body = (
+        "Each run: `scripts/bench.py --only coedit fanout --fanout 500`, the runs in the order "
+        "one, scaled, scaled, one, …\n\n" + table(summary(runs), args.processes)
     )
     print()
-    print(text)
+    print(f"### {heading}\n\n{body}")
     if not args.no_write:
-        write_doc(text)
+        bench.write_section("compare", heading=heading, command=command, body=body)
         print(f"\nwritten to {DOC.relative_to(ROOT)}")
     return 0
 

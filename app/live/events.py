@@ -81,15 +81,14 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     return stored(session, rows, seqs)
 
 
-def hold(session: Session, *, exercise_ids: Iterable[str]) -> dict[str, int]:
-    """Take the exercises' write locks and note their newest seqs, unless this transaction
-    already has; returns the noted seqs (each exercise's seq from before this transaction)."""
+def hold(session: Session, *, exercise_ids: Iterable[str]) -> None:
+    """Take the exercises' write locks and note their newest seqs (each exercise's seq from
+    before this transaction, which the bell carries), unless this transaction already has."""
     previous: dict[str, int] = session.info.setdefault(_PREVIOUS, {})
     for exercise_id in dict.fromkeys(exercise_ids):
         _serialize_exercise(session, exercise_id)
         if exercise_id not in previous:
             previous[exercise_id] = last_seq(session, exercise_id=exercise_id)
-    return previous
 
 
 def row_of(item: NewEvent, *, at: datetime) -> dict[str, Any]:

@@ -461,7 +461,8 @@ class Hub:
             if fresh:
                 room.cursor = fresh[-1].seq
                 progressed = True
-        if room.catching_up or not room.backlog or progressed:
+        # (A catch-up stopped the wait when it started.)
+        if progressed or not room.backlog:
             room.stop_waiting()
         if room.backlog and not room.catching_up and room.gap_timer is None:
             # Every batch left follows a gap. The missing one is nearly always on its way: this
