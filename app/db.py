@@ -19,6 +19,7 @@ from sqlalchemy import Column, DateTime, event, text
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine
@@ -178,8 +179,26 @@ def _multi_row(sql: str, rows: int, on_conflict: str) -> str:
     return f"{head} VALUES {', '.join([values] * rows)} {on_conflict}".rstrip()
 
 
+def driver_connection(session: Session) -> Any:
+    """The driver's own connection under the session's, in the session's transaction."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    return driver
+
+
+def driver_params(
+    statement: UpdateBase | Select[Any], rows: Sequence[dict[str, Any]], dialect: Dialect
+) -> tuple[str, list[dict[str, Any]]]:
+    """The statement's text for the driver's own cursor and each row's parameters by name,
+    converted by their types as SQLAlchemy converts them: for PostgreSQL statements sent in
+    psycopg's pipeline, which SQLAlchemy cannot drive (it reads each result as it executes)."""
+    sql, keys, _ = _driver_statement(statement, tuple(rows[0]), dialect)
+    _, parameters = _driver_rows(statement, rows, dialect)
+    return sql, [dict(zip(keys, row, strict=True)) for row in parameters]
+
+
 def _driver_rows(
-    statement: UpdateBase, rows: Sequence[dict[str, Any]], dialect: Dialect
+    statement: UpdateBase | Select[Any], rows: Sequence[dict[str, Any]], dialect: Dialect
 ) -> tuple[str, list[tuple[Any, ...]]]:
     """The statement's text in the driver's style and its rows' parameters, each value converted
     by its column's type once per distinct value."""
@@ -198,7 +217,7 @@ def _driver_rows(
 
 @functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines
 def _driver_statement(
-    statement: UpdateBase, keys: tuple[str, ...], dialect: Dialect
+    statement: UpdateBase | Select[Any], keys: tuple[str, ...], dialect: Dialect
 ) -> tuple[str, tuple[str, ...], list[Any]]:
     """The statement's text in the driver's parameter style, its parameters' keys in order, and
     each one's converter (None where the driver takes the value as it is)."""

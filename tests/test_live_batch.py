@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import String, cast
 from sqlmodel import Session, col, select
 
-from app.db import SQLITE_CHUNKS, insert_many, make_engine, migrate
+from app.db import SQLITE_CHUNKS, insert_many, json_text, make_engine, migrate
 from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.exercises import service as exercises
+from app.exercises.models import Inject, InjectTarget
 from app.exercises.schemas import InjectCreate
 from app.live import events
 from app.live.models import Event
@@ -192,6 +194,97 @@ def test_an_inject_rings_the_bell_with_the_seq_before_it(
     (event,) = committed
     assert event.seq is not None and event.seq > before
     assert read.position == 2 and read.team_ids == [t["id"] for t in exercise.teams]
+
+
+def test_an_inject_stores_what_it_returns_and_rings(client: TestClient) -> None:
+    """On PostgreSQL the inject, its targets and its event go past SQLAlchemy (one pipeline):
+    what is stored must be what the ORM reads back, with the JSON as SQLAlchemy writes it."""
+    exercise = make_exercise(client, teams=["Red", "Blue", "Green"])
+    chosen = [exercise.team(2)["id"], exercise.team(0)["id"]]
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    rung: list[events.Committed] = []
+    with Session(engine) as session:
+        events.listen(session, rung.append)  # type: ignore[arg-type]
+        read = exercises.deliver_inject(
+            session,
+            exercise_id=exercise.id,
+            data=InjectCreate(scenario_id="jnsa-2018-01", team_ids=chosen, time_limit_s=900),
+            library=client.app.state.scenarios,  # type: ignore[attr-defined]
+        )
+    (committed,) = rung
+    (event,) = committed
+    with Session(engine) as session:
+        inject = session.get(Inject, read.id)
+        targets = session.exec(
+            select(InjectTarget.team_id).where(InjectTarget.inject_id == read.id)
+        )
+        target_ids = sorted(targets.all())
+        stored = session.exec(select(Event).where(Event.seq == event.seq)).one()
+        texts = session.connection().execute(
+            select(cast(col(Inject.texts), String)).where(col(Inject.id) == read.id)
+        )
+        raw_texts = texts.scalar_one()
+    assert inject is not None
+    assert (inject.position, inject.title, inject.time_limit_s) == (1, read.title, 900)
+    assert inject.texts["ja"]["title"] == read.title and inject.texts["en"]["title"]
+    assert raw_texts == json_text(inject.texts)  # UTF-8, not \\u escapes, on both databases
+    assert target_ids == sorted(chosen) == sorted(read.team_ids)
+    assert (stored.type, stored.exercise_id, stored.at) == ("inject", exercise.id, event.at)
+    assert sorted(stored.team_ids or []) == sorted(chosen)
+    assert stored.payload == event.payload == {"inject": read.model_dump(mode="json")}
+
+
+def test_injects_and_batches_at_once_ring_a_gapless_chain(client: TestClient) -> None:
+    """Injects delivered while batches of edits are written into the same exercise (two server
+    processes): each takes the exercise's lock, so positions and bells stay in order."""
+    exercise = make_exercise(client, teams=["Red", "Blue"])
+    red = exercise.team(0)
+    first = push(client, exercise)
+    writer = join(client, red["join_code"], "Hanako")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    with Session(engine) as session:
+        start = events.last_seq(session, exercise_id=exercise.id)
+    rung: list[events.Committed] = []
+    rounds = 20
+
+    def deliver() -> None:
+        for number in range(rounds):
+            with Session(engine) as session:
+                events.listen(session, rung.append)  # type: ignore[arg-type]
+                exercises.deliver_inject(
+                    session,
+                    exercise_id=exercise.id,
+                    data=InjectCreate(title=f"Inject {number}", body="…"),
+                    library=client.app.state.scenarios,  # type: ignore[attr-defined]
+                )
+
+    def write() -> None:
+        for version in range(rounds):
+            edit = CellEdit(
+                exercise_id=exercise.id,
+                team_id=red["id"],
+                inject_id=first["id"],
+                field="overview",
+                value=f"第{version + 1}版",
+                base_version=version,
+                author="Hanako",
+                participant_id=writer["participant_id"],
+            )
+            with Session(engine) as session:
+                events.listen(session, rung.append)  # type: ignore[arg-type]
+                assert responses.write_cells(session, edits=[edit]) == [version + 1]
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(deliver), pool.submit(write)]:
+            done.result()
+    assert len(rung) == 2 * rounds
+    previous = start
+    for committed in sorted(rung, key=lambda c: c[0].seq or 0):
+        assert committed.previous_seq == {exercise.id: previous}
+        previous = committed[-1].seq or 0
+    with Session(engine) as session:
+        positions = session.exec(select(Inject.position).where(Inject.exercise_id == exercise.id))
+        assert sorted(positions.all()) == list(range(1, rounds + 2))
 
 
 def test_a_batch_over_two_exercises_stores_what_it_rings(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth
 from app.auth.models import Facilitator, LoginToken
-from app.db import utcnow
+from app.db import driver_connection, driver_params, utcnow
 from app.errors import Invalid, InvalidState, NotFound, Unauthorized
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.exercises.schemas import (
@@ -319,21 +319,28 @@ _DELIVERY = _delivery_query(with_token=False)
 _DELIVERY_FOR_TOKEN = _delivery_query(with_token=True)
 _INSERT_INJECT = _INJECTS.insert()
 _INSERT_TARGETS = _INJECT_TARGETS.insert()
+_INSERT_TARGETS_POSTGRES = (
+    "INSERT INTO injecttarget (inject_id, team_id) "
+    "SELECT %(inject_id)s, unnest(CAST(%(team_ids)s AS text[]))"
+)
 
 
 def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) -> _Delivery:
-    # The exercise's write lock first, so that the newest seq can be read with the rest.
-    events.serialize_exercise(session, exercise_id=exercise_id)
-    # Core through the connection: every participant waits on this (the ORM took twice as long).
-    connection = session.connection()
-    if owner_token is None:
-        rows = connection.execute(_DELIVERY, {"exercise_id": exercise_id}).all()
-    else:
+    query, params = _DELIVERY, {"exercise_id": exercise_id}
+    if owner_token is not None:
         # The owner's token, checked in the same query rather than one of its own.
-        rows = connection.execute(
-            _DELIVERY_FOR_TOKEN,
-            {"exercise_id": exercise_id, **auth.live_token_params(owner_token)},
-        ).all()
+        query, params = _DELIVERY_FOR_TOKEN, {**params, **auth.live_token_params(owner_token)}
+    # The exercise's write lock first, so that the newest seq can be read with the rest.
+    if _postgres(session):
+        sql, (converted,) = driver_params(query, [params], session.get_bind().dialect)
+        rows: Sequence[Any] = events.read_locked(
+            session, exercise_ids=[exercise_id], sql=sql, params=converted
+        )
+    else:
+        events.serialize_exercise(session, exercise_id=exercise_id)
+        # Core through the connection: every participant waits on this (the ORM took twice as
+        # long).
+        rows = session.connection().execute(query, params).all()
     if not rows and owner_token is not None:
         raise Unauthorized("Your session has ended; log in again to deliver injects.")
     if not rows:
@@ -341,7 +348,7 @@ def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) ->
     status, locale, paused_s, _, injects_so_far, newest_seq = rows[0]
     events.note_last_seq(session, exercise_id=exercise_id, seq=newest_seq or 0)
     return _Delivery(
-        status=status,
+        status=ExerciseStatus(status),  # the driver's own rows (PostgreSQL) give its text
         locale=locale,
         paused_s=paused_s,
         team_ids=[row[3] for row in rows if row[3] is not None],
@@ -395,21 +402,56 @@ def deliver_inject(
     )
     # Plain inserts on the tables, not the ORM's unit of work nor an ORM object per team (each
     # took several times as long): every participant is waiting for this click.
-    connection = session.connection()
-    connection.execute(_INSERT_INJECT, [inject.model_dump()])
-    connection.execute(
-        _INSERT_TARGETS, [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
-    )
     read = inject_read(inject, team_ids)
-    events.record(
-        session,
+    new = events.NewEvent(
         exercise_id=exercise_id,
         type="inject",
         payload={"inject": read.model_dump(mode="json")},
         team_ids=team_ids,
     )
+    if _postgres(session):
+        _store_postgres(session, inject=inject.model_dump(), team_ids=team_ids, new=new)
+        return read
+    connection = session.connection()
+    connection.execute(_INSERT_INJECT, [inject.model_dump()])
+    connection.execute(
+        _INSERT_TARGETS, [{"inject_id": inject.id, "team_id": tid} for tid in team_ids]
+    )
+    events.record_many(session, [new], at=utcnow())
     session.commit()
     return read
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _store_postgres(
+    session: Session,
+    *,
+    inject: dict[str, Any],
+    team_ids: list[str],
+    new: events.NewEvent,
+) -> None:
+    """Store a delivered inject, its targets and its event and commit, in one round trip
+    (psycopg's pipeline; SQLAlchemy would make four, each holding the exercise's lock), then ring
+    the bell. The transaction holds the exercise's lock and noted its newest seq (_delivery)."""
+    dialect = session.get_bind().dialect
+    connection = driver_connection(session)
+    written, returned = connection.cursor(), connection.cursor()
+    event = events.row_of(new, at=utcnow())
+    with connection.pipeline():
+        sql, (params,) = driver_params(_INSERT_INJECT, [inject], dialect)
+        written.execute(sql, params)
+        # One statement for the targets: executemany sends one per row, each a step in Python.
+        written.execute(_INSERT_TARGETS_POSTGRES, {"inject_id": inject["id"], "team_ids": team_ids})
+        sql, (params,) = driver_params(events.INSERT_RETURNING_SEQ, [event], dialect)
+        returned.execute(sql, params)
+        connection.commit()
+    (seq,) = returned.fetchone()
+    events.stored(session, [event], [seq])
+    # The pipeline has committed already; this rings the bell.
+    session.commit()
 
 
 def send_message(

@@ -11,7 +11,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
-from app.db import insert_many, utcnow
+from app.db import driver_connection, insert_many, utcnow
 from app.live.models import Event
 
 EventListener = Callable[[list[Event]], None]
@@ -21,6 +21,9 @@ _LOCKED = "tabletop.locked_exercises"
 _PREVIOUS = "tabletop.previous_seq"
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
 _INSERT_EVENTS = _EVENTS.insert()
+# One event's insert, returning its seq: for a caller that sends it in psycopg's pipeline on the
+# driver's own connection (db.driver_params), then passes the seq to `stored`.
+INSERT_RETURNING_SEQ = _EVENTS.insert().returning(_EVENTS.c.seq)
 
 
 class Committed(list[Event]):
@@ -146,9 +149,30 @@ def _serialize_exercise(session: Session, exercise_id: str) -> None:
     locked.add(exercise_id)
 
 
-# The exercise's write lock on PostgreSQL, for a caller that sends it on the driver's own
-# connection together with its first query (then note_locked).
+# The exercise's write lock on PostgreSQL.
 LOCK_SQL = "SELECT pg_advisory_xact_lock(%(key)s)"
+
+
+def read_locked(
+    session: Session, *, exercise_ids: Sequence[str], sql: str, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """On PostgreSQL: take the exercises' write locks and run a query (the driver's text and
+    parameters) holding them, in one round trip with the transaction's BEGIN (psycopg's
+    pipeline on the session's own connection); the query's rows as the driver returns them.
+
+    The server runs the query once it holds the locks, so it reads what the previous holder
+    committed. Every round trip made while holding the locks is one that another server
+    process's write of the exercise waits for, and after each a worker thread on a busy server
+    waits its turn at the GIL; SQLAlchemy would make one per statement.
+    """
+    connection = driver_connection(session)
+    cursor = connection.cursor()
+    with connection.pipeline():
+        for exercise_id in exercise_ids:
+            cursor.execute(LOCK_SQL, {"key": lock_key(exercise_id)})
+        cursor.execute(sql, params)
+    note_locked(session, exercise_ids=exercise_ids)
+    return cursor.fetchall()
 
 
 def lock_key(exercise_id: str) -> int:

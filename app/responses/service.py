@@ -25,7 +25,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.db import insert_many, json_text, utcnow
+from app.db import driver_connection, insert_many, json_text, utcnow
 from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
@@ -177,13 +177,13 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     if postgres and _write_as_sent(session, batch):
         return batch.outcomes
     if postgres:
-        connection = _driver_connection(session)
-        cursor = connection.cursor()
-        with connection.pipeline():
-            for query, params in batch.reads():
-                cursor.execute(query, params)
-        events.note_locked(session, exercise_ids=batch.exercise_ids)
-        context = _context_of(cursor.fetchall())
+        rows = events.read_locked(
+            session,
+            exercise_ids=batch.exercise_ids,
+            sql=_batch_context_postgres(),
+            params=batch.params,
+        )
+        context = _context_of(rows)
     else:
         for exercise_id in batch.exercise_ids:
             events.serialize_exercise(session, exercise_id=exercise_id)
@@ -231,7 +231,7 @@ def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
     nothing stored, if its guard held it back. Unless the transaction holds the exercises'
     locks already (`locked`), take them first and read the exercises' newest seqs for the bell.
     """
-    connection = _driver_connection(session)
+    connection = driver_connection(session)
     newest = None if locked else connection.cursor()
     written = connection.cursor()
     # One round trip: after each, on a busy server, the thread waits a millisecond or more for
@@ -293,13 +293,6 @@ class _Batch:
             "inject_ids": sorted({e.inject_id for e in edits}),
             "writers": sorted({e.participant_id for e in edits if e.participant_id}),
         }
-
-    def reads(self) -> list[tuple[str, dict[str, Any]]]:
-        """On PostgreSQL: the exercises' locks, then the context, to send in one round trip
-        (the driver's pipeline, with the transaction's BEGIN). The server runs the query once
-        it holds the locks, so it reads what the previous holder committed."""
-        locks = [(events.LOCK_SQL, {"key": events.lock_key(x)}) for x in self.exercise_ids]
-        return [*locks, (_batch_context_postgres(), self.params)]
 
     def as_sent(self) -> "_Write | None":
         """The write if every pending edit is accepted as sent: each continues the version of
@@ -521,11 +514,6 @@ def _batch_context_query(*, arrays: bool) -> CompoundSelect:
             *(cell.c.version, cell.c.value, cell.c.updated_by),
         ).where(member(cell.c.team_id, "team_ids"), member(cell.c.inject_id, "inject_ids")),
     )
-
-
-def _driver_connection(session: Session) -> Any:
-    """The psycopg connection under the session's, in the session's transaction."""
-    return session.connection().connection.driver_connection
 
 
 @functools.cache
