@@ -1,5 +1,6 @@
 """Database engine, metadata naming convention and the request session dependency."""
 
+import contextlib
 import functools
 import json
 import re
@@ -8,7 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -184,6 +185,32 @@ def driver_connection(session: Session) -> Any:
     driver = session.connection().connection.driver_connection
     assert driver is not None
     return driver
+
+
+@contextlib.contextmanager
+def one_round_trip(session: Session) -> Iterator[Any]:
+    """On PostgreSQL: the session's transaction, from its start to its commit, as one round trip.
+
+    Yields psycopg's connection in pipeline mode; the caller executes its statements (their
+    results can be fetched once the block is left), and leaving sends COMMIT and the one sync.
+    On an error nothing is committed. Left to itself, psycopg opens a transaction with a round
+    trip of its own (BEGIN, then a sync) and commits with another: each a wait for the server,
+    and after each, on a busy server, a wait for the GIL, with the exercise's lock held from the
+    first statement on. In autocommit mode the pipeline carries its own BEGIN and COMMIT, and the
+    statements between them are one transaction as before. Only at the start of a transaction.
+    """
+    connection = driver_connection(session)
+    connection.autocommit = True
+    try:
+        with connection.pipeline():
+            connection.execute("BEGIN")
+            yield connection
+            connection.execute("COMMIT")
+    finally:
+        if not connection.closed:  # (a lost connection is dropped by the pool)
+            if connection.info.transaction_status.name != "IDLE":  # it failed: no commit
+                connection.rollback()
+            connection.autocommit = False
 
 
 def driver_params(

@@ -1,16 +1,27 @@
 """Group commit: a batch of edits is judged edit by edit, exactly as single writes are."""
 
+import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import String, cast
+from sqlalchemy import String, cast, text
 from sqlmodel import Session, col, select
 
-from app.db import SQLITE_CHUNKS, insert_many, json_text, make_engine, migrate
+from app.db import (
+    SQLITE_CHUNKS,
+    driver_connection,
+    insert_many,
+    json_text,
+    make_engine,
+    migrate,
+    one_round_trip,
+)
 from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Inject, InjectTarget
@@ -601,3 +612,73 @@ def test_a_batch_on_sqlite_runs_the_same_few_statements_whatever_its_size(
     # 1 each), COMMIT; then at most one more statement of each size for revisions and events.
     assert small == 7
     assert large <= small + 2 * len(SQLITE_CHUNKS)
+
+
+def _syncs(driver: Any, write: Callable[[], object]) -> int:
+    """How many times the client waited for PostgreSQL while `write` ran (libpq's trace)."""
+    with tempfile.TemporaryFile("w+") as trace:
+        driver.pgconn.trace(trace.fileno())
+        try:
+            write()
+        finally:
+            driver.pgconn.untrace()
+        trace.seek(0)
+        # A wait ends each exchange: a Sync (extended protocol, pipelines) or a simple Query.
+        sent = [line.rstrip("\n").split("\t")[1:4:2] for line in trace]
+        return sum(message in (["F", "Sync"], ["F", "Query"]) for message in sent)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_batch_on_postgres_is_one_round_trip(client: TestClient) -> None:
+    """A batch holds its exercise's lock from its first statement to its commit, and after each
+    wait for the server a worker thread on a busy server waits for the GIL: the whole
+    transaction, BEGIN to COMMIT, must be one wait."""
+    exercise = make_exercise(client, teams=["Red"])
+    team = exercise.team(0)
+    inject = push(client, exercise)
+    writer = join(client, team["join_code"], "Hanako")
+    engine = client.app.state.engine  # type: ignore[attr-defined]
+    batch = [
+        CellEdit(
+            exercise_id=exercise.id,
+            team_id=team["id"],
+            inject_id=inject["id"],
+            field=field,
+            value="値",
+            base_version=0,
+            author="Hanako",
+            participant_id=writer["participant_id"],
+        )
+        for field in ("overview", "cause")
+    ]
+    with Session(engine) as session:
+        driver = driver_connection(session)
+        assert _syncs(driver, lambda: responses.write_cells(session, edits=batch)) == 1
+        # Back as the pool handed it out: the next user's transaction is a transaction.
+        assert driver.autocommit is False
+    with Session(engine) as session:
+        stored = session.exec(select(ResponseCell.field, ResponseCell.version)).all()
+    assert sorted(stored) == [("cause", 1), ("overview", 1)]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_one_round_trip_commits_nothing_when_a_statement_fails(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            driver = driver_connection(session)
+            with (
+                pytest.raises(psycopg.errors.DivisionByZero),
+                one_round_trip(session) as connection,
+            ):
+                connection.execute("CREATE TABLE round_trip_probe (a integer)")
+                connection.execute("INSERT INTO round_trip_probe VALUES (1)")
+                connection.execute("SELECT 1 / 0")
+            assert driver.autocommit is False
+            assert driver.info.transaction_status.name == "IDLE"
+            session.rollback()
+        with Session(engine) as session:
+            found = session.execute(text("SELECT to_regclass('round_trip_probe')")).scalar()
+        assert found is None
+    finally:
+        engine.dispose()

@@ -25,7 +25,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.db import driver_connection, insert_many, json_text, utcnow
+from app.db import driver_connection, insert_many, json_text, one_round_trip, utcnow
 from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
@@ -231,18 +231,24 @@ def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
     nothing stored, if its guard held it back. Unless the transaction holds the exercises'
     locks already (`locked`), take them first and read the exercises' newest seqs for the bell.
     """
-    connection = driver_connection(session)
-    newest = None if locked else connection.cursor()
-    written = connection.cursor()
+    # Built before the locks are taken: the server waits for the write while holding them.
+    params = write.params()
     # One round trip: after each, on a busy server, the thread waits a millisecond or more for
     # its turn at the GIL, and the exercises' locks are held meanwhile.
-    with connection.pipeline():
-        if newest is not None:
+    newest = None
+    if locked:
+        connection = driver_connection(session)
+        written = connection.cursor()
+        with connection.pipeline():
+            written.execute(_WRITE_BATCH_POSTGRES, params)
+            connection.commit()
+    else:
+        with one_round_trip(session) as connection:
+            newest, written = connection.cursor(), connection.cursor()
             for exercise_id in write.exercise_ids:
                 newest.execute(events.LOCK_SQL, {"key": events.lock_key(exercise_id)})
             newest.execute(_NEWEST_SEQS, {"exercise_ids": write.exercise_ids})
-        written.execute(_WRITE_BATCH_POSTGRES, write.params())
-        connection.commit()
+            written.execute(_WRITE_BATCH_POSTGRES, params)
     seqs = sorted(seq for (seq,) in written.fetchall())
     if not seqs:  # the guard held the write back; the commit committed nothing
         session.rollback()
