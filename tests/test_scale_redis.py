@@ -380,3 +380,32 @@ async def _listener_round_trip(server: RedisServer) -> None:
     finally:
         await sender.stop()
         await listener.stop()
+
+
+def test_a_published_batch_is_written_to_redis_before_it_reaches_local_sockets() -> None:
+    """The other processes then deliver it while this one writes its own sockets' frames (an
+    inject to hundreds of them takes milliseconds), not after."""
+    require_service(REDIS_URL, "TABLETOP_TEST_REDIS_URL")
+    asyncio.run(_publish_order())
+
+
+async def _publish_order() -> None:
+    broker = RedisBroker(REDIS_URL)
+    here: list[tuple[Batch, int]] = []
+    # What this process's hub is handed, with how many batches were still waiting to be sent.
+    await broker.start(lambda batch: here.append((batch, broker._outbox.qsize())))
+    sent = Batch("order-ex", prev_seq=4, events=(Envelope(5, None, '{"seq":5}'),))
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while broker.connections < 1:
+            assert time.monotonic() < deadline, "the listener never connected"
+            await asyncio.sleep(0.02)
+        await broker.subscribe("order-ex")
+        broker.publish(sent)
+        assert here == []  # not from inside publish: the sender goes first
+        while not here:
+            assert time.monotonic() < deadline, "the batch never reached this process's hub"
+            await asyncio.sleep(0)
+        assert here == [(sent, 0)]
+    finally:
+        await broker.stop()

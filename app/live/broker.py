@@ -8,7 +8,7 @@ exercises that have sockets in this process. A backend implements `Broker`:
   order batches arrive, for every subscribed exercise (including this process's own).
 - `publish(batch)`: hand a batch on; never blocks (a network backend queues it and
   sends it from its own task, in order). A network backend may also hand the batch to
-  `on_batch` at once, so local sockets skip the round trip; its echo is then a duplicate.
+  `on_batch` itself, so local sockets skip the round trip; its echo is then a duplicate.
 - `subscribe(exercise_id)` / `unsubscribe(exercise_id)`: idempotent, called by the hub
   when the first socket of an exercise arrives and the last one leaves.
 - `stop()`: release connections and tasks.
