@@ -142,6 +142,25 @@ def test_a_batch_while_paused_refuses_every_edit_and_stores_nothing(client: Test
         assert session.exec(select(ResponseCell)).all() == []
 
 
+def _first_edits(
+    exercise_id: str, team_id: str, inject_id: str, writer: dict[str, Any], fields: tuple[str, ...]
+) -> list[CellEdit]:
+    """The writer's first edit (version 0 → 1) of each of these fields."""
+    return [
+        CellEdit(
+            exercise_id=exercise_id,
+            team_id=team_id,
+            inject_id=inject_id,
+            field=field,
+            value="v",
+            base_version=0,
+            author="Hanako",
+            participant_id=writer["participant_id"],
+        )
+        for field in fields
+    ]
+
+
 def test_a_batch_rings_the_bell_with_the_seq_before_it(client: TestClient) -> None:
     """Another process tells from the bell whether it missed events: each exercise's newest seq
     from before the batch, read with the batch's context under the exercise's lock."""
@@ -153,19 +172,7 @@ def test_a_batch_rings_the_bell_with_the_seq_before_it(client: TestClient) -> No
     with Session(engine) as session:
         before = events.last_seq(session, exercise_id=exercise.id)
     rung: list[events.Committed] = []
-    edits = [
-        CellEdit(
-            exercise_id=exercise.id,
-            team_id=red["id"],
-            inject_id=inject["id"],
-            field=name,
-            value="v",
-            base_version=0,
-            author="Hanako",
-            participant_id=hanako["participant_id"],
-        )
-        for name in ("overview", "cause")
-    ]
+    edits = _first_edits(exercise.id, red["id"], inject["id"], hanako, ("overview", "cause"))
     with Session(engine) as session:
         events.listen(session, lambda committed: rung.append(committed))  # type: ignore[arg-type]
         assert responses.write_cells(session, edits=edits) == [1, 1]
@@ -638,19 +645,7 @@ def test_a_batch_on_postgres_is_one_round_trip(client: TestClient) -> None:
     inject = push(client, exercise)
     writer = join(client, team["join_code"], "Hanako")
     engine = client.app.state.engine  # type: ignore[attr-defined]
-    batch = [
-        CellEdit(
-            exercise_id=exercise.id,
-            team_id=team["id"],
-            inject_id=inject["id"],
-            field=field,
-            value="値",
-            base_version=0,
-            author="Hanako",
-            participant_id=writer["participant_id"],
-        )
-        for field in ("overview", "cause")
-    ]
+    batch = _first_edits(exercise.id, team["id"], inject["id"], writer, ("overview", "cause"))
     with Session(engine) as session:
         driver = driver_connection(session)
         assert _syncs(driver, lambda: responses.write_cells(session, edits=batch)) == 1
