@@ -252,6 +252,16 @@ def test_an_inject_stores_what_it_returns_and_rings(client: TestClient) -> None:
     assert stored.payload == event.payload == {"inject": read.model_dump(mode="json")}
 
 
+def _assert_chain(rung: list[events.Committed], *, exercise_id: str, start: int) -> int:
+    """Each bell, in seq order, names the seq of the one before it (the first: `start`), so a
+    process that hears every bell never thinks it missed one; the last seq rung."""
+    previous = start
+    for committed in sorted(rung, key=lambda c: c[0].seq or 0):
+        assert committed.previous_seq == {exercise_id: previous}
+        previous = committed[-1].seq or 0
+    return previous
+
+
 def test_injects_and_batches_at_once_ring_a_gapless_chain(client: TestClient) -> None:
     """Injects delivered while batches of edits are written into the same exercise (two server
     processes): each takes the exercise's lock, so positions and bells stay in order."""
@@ -296,10 +306,7 @@ def test_injects_and_batches_at_once_ring_a_gapless_chain(client: TestClient) ->
         for done in [pool.submit(deliver), pool.submit(write)]:
             done.result()
     assert len(rung) == 2 * rounds
-    previous = start
-    for committed in sorted(rung, key=lambda c: c[0].seq or 0):
-        assert committed.previous_seq == {exercise.id: previous}
-        previous = committed[-1].seq or 0
+    _assert_chain(rung, exercise_id=exercise.id, start=start)
     with Session(engine) as session:
         positions = session.exec(select(Inject.position).where(Inject.exercise_id == exercise.id))
         assert sorted(positions.all()) == list(range(1, rounds + 2))
@@ -465,10 +472,7 @@ def test_batches_of_two_writers_at_once_ring_a_gapless_chain(client: TestClient)
         for done in [pool.submit(write, writers[:3]), pool.submit(write, writers[3:])]:
             done.result()
     assert len(rung) == 2 * rounds
-    previous = start
-    for committed in sorted(rung, key=lambda c: c[0].seq or 0):
-        assert committed.previous_seq == {exercise.id: previous}
-        previous = committed[-1].seq or 0
+    previous = _assert_chain(rung, exercise_id=exercise.id, start=start)
     with Session(engine) as session:
         assert events.last_seq(session, exercise_id=exercise.id) == previous
         cells = session.exec(select(ResponseCell)).all()

@@ -338,8 +338,7 @@ def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) ->
         )
     else:
         events.serialize_exercise(session, exercise_id=exercise_id)
-        # Core through the connection: every participant waits on this (the ORM took twice as
-        # long).
+        # Core through the connection: every participant waits on this (the ORM took twice as long).
         rows = session.connection().execute(query, params).all()
     if not rows and owner_token is not None:
         raise Unauthorized("Your session has ended; log in again to deliver injects.")
@@ -437,16 +436,17 @@ def _store_postgres(
     (psycopg's pipeline; SQLAlchemy would make four, each holding the exercise's lock), then ring
     the bell. The transaction holds the exercise's lock and noted its newest seq (_delivery)."""
     dialect = session.get_bind().dialect
+    event = events.row_of(new, at=utcnow())
+    # Converted before sending: the exercise's lock is held meanwhile.
+    inject_sql, (inject_params,) = driver_params(_INSERT_INJECT, [inject], dialect)
+    event_sql, (event_params,) = driver_params(events.INSERT_RETURNING_SEQ, [event], dialect)
     connection = driver_connection(session)
     written, returned = connection.cursor(), connection.cursor()
-    event = events.row_of(new, at=utcnow())
     with connection.pipeline():
-        sql, (params,) = driver_params(_INSERT_INJECT, [inject], dialect)
-        written.execute(sql, params)
+        written.execute(inject_sql, inject_params)
         # One statement for the targets: executemany sends one per row, each a step in Python.
         written.execute(_INSERT_TARGETS_POSTGRES, {"inject_id": inject["id"], "team_ids": team_ids})
-        sql, (params,) = driver_params(events.INSERT_RETURNING_SEQ, [event], dialect)
-        returned.execute(sql, params)
+        returned.execute(event_sql, event_params)
         connection.commit()
     (seq,) = returned.fetchone()
     events.stored(session, [event], [seq])
