@@ -155,10 +155,8 @@ def insert_many(
     """
     if not rows:
         return []
-    connection = session.connection()
-    sql, parameters = _driver_rows(statement, rows, connection.dialect)
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    sql, _, parameters = _driver_rows(statement, rows, session.get_bind().dialect)
+    driver = driver_connection(session)
     rowids: list[int] = []
     start = 0
     for size in SQLITE_CHUNKS:
@@ -178,6 +176,11 @@ def _multi_row(sql: str, rows: int, on_conflict: str) -> str:
     """A one-row `INSERT … VALUES (?, …)` for `rows` rows, with the clause after it."""
     head, values = sql.rsplit(" VALUES ", 1)
     return f"{head} VALUES {', '.join([values] * rows)} {on_conflict}".rstrip()
+
+
+def on_postgres(session: Session) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite)."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def driver_connection(session: Session) -> Any:
@@ -219,16 +222,15 @@ def driver_params(
     """The statement's text for the driver's own cursor and each row's parameters by name,
     converted by their types as SQLAlchemy converts them: for PostgreSQL statements sent in
     psycopg's pipeline, which SQLAlchemy cannot drive (it reads each result as it executes)."""
-    sql, keys, _ = _driver_statement(statement, tuple(rows[0]), dialect)
-    _, parameters = _driver_rows(statement, rows, dialect)
+    sql, keys, parameters = _driver_rows(statement, rows, dialect)
     return sql, [dict(zip(keys, row, strict=True)) for row in parameters]
 
 
 def _driver_rows(
     statement: UpdateBase | Select[Any], rows: Sequence[dict[str, Any]], dialect: Dialect
-) -> tuple[str, list[tuple[Any, ...]]]:
-    """The statement's text in the driver's style and its rows' parameters, each value converted
-    by its column's type once per distinct value."""
+) -> tuple[str, tuple[str, ...], list[tuple[Any, ...]]]:
+    """The statement's text in the driver's style, its parameters' keys in order and its rows'
+    parameters in that order, each value converted by its column's type once per distinct value."""
     sql, keys, converters = _driver_statement(statement, tuple(rows[0]), dialect)
     columns: list[list[Any]] = []
     for key, convert in zip(keys, converters, strict=True):
@@ -239,7 +241,7 @@ def _driver_rows(
             converted = {ident: convert(value) for ident, value in distinct.items()}
             values = [converted[id(value)] for value in values]
         columns.append(values)
-    return sql, list(zip(*columns, strict=True))
+    return sql, keys, list(zip(*columns, strict=True))
 
 
 @functools.lru_cache(maxsize=64)  # a few statements per engine; tests make many engines

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth
 from app.auth.models import Facilitator, LoginToken
-from app.db import driver_connection, driver_params, utcnow
+from app.db import driver_connection, driver_params, on_postgres, utcnow
 from app.errors import Invalid, InvalidState, NotFound, Unauthorized
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.exercises.schemas import (
@@ -331,7 +331,7 @@ def _delivery(session: Session, *, exercise_id: str, owner_token: str | None) ->
         # The owner's token, checked in the same query rather than one of its own.
         query, params = _DELIVERY_FOR_TOKEN, {**params, **auth.live_token_params(owner_token)}
     # The exercise's write lock first, so that the newest seq can be read with the rest.
-    if _postgres(session):
+    if on_postgres(session):
         sql, (converted,) = driver_params(query, [params], session.get_bind().dialect)
         rows: Sequence[Any] = events.read_locked(
             session, exercise_ids=[exercise_id], sql=sql, params=converted
@@ -408,7 +408,7 @@ def deliver_inject(
         payload={"inject": read.model_dump(mode="json")},
         team_ids=team_ids,
     )
-    if _postgres(session):
+    if on_postgres(session):
         _store_postgres(session, inject=inject.model_dump(), team_ids=team_ids, new=new)
         return read
     connection = session.connection()
@@ -419,10 +419,6 @@ def deliver_inject(
     events.record_many(session, [new], at=utcnow())
     session.commit()
     return read
-
-
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _store_postgres(

@@ -11,7 +11,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
-from app.db import driver_connection, insert_many, utcnow
+from app.db import driver_connection, insert_many, on_postgres, utcnow
 from app.live.models import Event
 
 EventListener = Callable[[list[Event]], None]
@@ -70,7 +70,7 @@ def record_many(session: Session, new: Sequence[NewEvent], *, at: datetime) -> l
     """
     hold(session, exercise_ids=[item.exercise_id for item in new])
     rows = [row_of(item, at=at) for item in new]
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         # One statement that also returns the seqs in the rows' order: each round trip is made
         # while holding the exercises' locks, which the other server processes wait for.
         seqs = list(
@@ -143,14 +143,14 @@ def _serialize_exercise(session: Session, exercise_id: str) -> None:
     # SQLite already has one writer at a time; on PostgreSQL a transaction-scoped advisory
     # lock per exercise gives the same guarantee without serialising other exercises.
     locked: set[str] = session.info.setdefault(_LOCKED, set())
-    if exercise_id in locked or session.get_bind().dialect.name != "postgresql":
+    if exercise_id in locked or not on_postgres(session):
         return
-    session.connection().exec_driver_sql(LOCK_SQL, {"key": lock_key(exercise_id)})
+    session.connection().exec_driver_sql(_LOCK_SQL, {"key": _lock_key(exercise_id)})
     locked.add(exercise_id)
 
 
 # The exercise's write lock on PostgreSQL.
-LOCK_SQL = "SELECT pg_advisory_xact_lock(%(key)s)"
+_LOCK_SQL = "SELECT pg_advisory_xact_lock(%(key)s)"
 
 
 def read_locked(
@@ -168,20 +168,21 @@ def read_locked(
     connection = driver_connection(session)
     cursor = connection.cursor()
     with connection.pipeline():
-        for exercise_id in exercise_ids:
-            cursor.execute(LOCK_SQL, {"key": lock_key(exercise_id)})
+        send_locks(session, cursor, exercise_ids=exercise_ids)
         cursor.execute(sql, params)
-    note_locked(session, exercise_ids=exercise_ids)
     return cursor.fetchall()
 
 
-def lock_key(exercise_id: str) -> int:
-    return zlib.crc32(exercise_id.encode()) - 2**31
-
-
-def note_locked(session: Session, *, exercise_ids: Iterable[str]) -> None:
-    """The caller took these exercises' locks (LOCK_SQL) in this transaction itself."""
+def send_locks(session: Session, cursor: Any, *, exercise_ids: Sequence[str]) -> None:
+    """Send the exercises' write locks on a cursor of the session's own connection (in a
+    pipeline, with what is to run holding them), and note them taken for this transaction."""
+    for exercise_id in exercise_ids:
+        cursor.execute(_LOCK_SQL, {"key": _lock_key(exercise_id)})
     session.info.setdefault(_LOCKED, set()).update(exercise_ids)
+
+
+def _lock_key(exercise_id: str) -> int:
+    return zlib.crc32(exercise_id.encode()) - 2**31
 
 
 def listen(session: Session, listener: EventListener | None) -> None:

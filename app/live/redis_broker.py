@@ -6,9 +6,10 @@ traffic; subscribing costs one SUBSCRIBE when an exercise's first local socket a
 
 Publishing never blocks the caller: a batch goes into a bounded queue that one sender task
 drains in order, pipelining what has piled up, and to this process's own hub right after the
-sender has written it to Redis (its Redis echo is a duplicate the hub drops). A batch that cannot be sent (queue full,
-Redis away) is not retried; its exercise is remembered and, once Redis answers again, a
-`Batch.resync` goes out for it so the other processes read the database instead.
+sender has written it to Redis (its Redis echo is a duplicate the hub drops). A batch that
+cannot be sent (queue full, Redis away) is not retried; its exercise is remembered and, once
+Redis answers again, a `Batch.resync` goes out for it so the other processes read the database
+instead.
 
 One listener task owns the subscription. When Redis goes away it reconnects with capped
 exponential backoff, subscribes again to every followed exercise and hands the hub a

@@ -25,7 +25,14 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.db import driver_connection, insert_many, json_text, one_round_trip, utcnow
+from app.db import (
+    driver_connection,
+    insert_many,
+    json_text,
+    on_postgres,
+    one_round_trip,
+    utcnow,
+)
 from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, NotFound
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
@@ -173,7 +180,7 @@ def write_cells(session: Session, *, edits: Sequence[CellEdit]) -> list[int | Do
     batch = _Batch.of(edits)
     if not batch.pending:
         return batch.outcomes
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = on_postgres(session)
     if postgres and _write_as_sent(session, batch):
         return batch.outcomes
     if postgres:
@@ -244,15 +251,13 @@ def _store_postgres(session: Session, write: "_Write", *, locked: bool) -> bool:
     else:
         with one_round_trip(session) as connection:
             written = connection.cursor()
-            for exercise_id in write.exercise_ids:
-                written.execute(events.LOCK_SQL, {"key": events.lock_key(exercise_id)})
+            events.send_locks(session, written, exercise_ids=write.exercise_ids)
             written.execute(_WRITE_BATCH_POSTGRES, params)
     rows = sorted(written.fetchall())
     if not rows:  # the guard held the write back; the commit committed nothing
         session.rollback()
         return False
     if not locked:
-        events.note_locked(session, exercise_ids=write.exercise_ids)
         for _, exercise_id, newest in rows:
             events.note_last_seq(session, exercise_id=exercise_id, seq=newest or 0)
     seqs = [seq for seq, _, _ in rows]
