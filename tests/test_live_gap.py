@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from app.live import events
-from app.live import hub as hub_module
+from app.live import room as room_module
 from app.live.broker import Batch, Envelope
 from app.live.hub import Hub
 from tests.factories import Exercise, join, make_exercise
@@ -78,7 +78,7 @@ def test_a_batch_that_overtook_its_predecessor_waits_for_it(client: TestClient) 
 def test_a_batch_that_never_comes_is_read_from_the_database_after_the_wait(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_module, "GAP_WAIT_S", 0.3)
+    monkeypatch.setattr(room_module, "GAP_WAIT_S", 0.3)
     with _watching(client) as (exercise, ws):
         lost, later = _store_quietly(client, exercise, ["lost", "later"])
         rung = time.monotonic()
@@ -95,7 +95,7 @@ def test_a_resync_reads_the_database_at_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A broker that may have lost messages asks for a catch-up: no reason to wait for anything.
-    monkeypatch.setattr(hub_module, "GAP_WAIT_S", 10.0)
+    monkeypatch.setattr(room_module, "GAP_WAIT_S", 10.0)
     with _watching(client) as (exercise, ws):
         _store_quietly(client, exercise, ["missed", "also missed"])
         rung = time.monotonic()
@@ -110,7 +110,7 @@ def test_a_resync_reads_the_database_at_once(
 def test_a_late_predecessor_after_the_catch_up_is_not_delivered_twice(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_module, "GAP_WAIT_S", 0.05)
+    monkeypatch.setattr(room_module, "GAP_WAIT_S", 0.05)
     with _watching(client) as (exercise, ws):
         late, later = _store_quietly(client, exercise, ["late", "later"])
         _ring(client, later)

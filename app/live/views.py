@@ -5,9 +5,10 @@ from sqlmodel import Session
 
 from app.auth import service as auth
 from app.auth.deps import FACILITATOR_COOKIE, PARTICIPANT_COOKIE, credential, origin_allowed
-from app.live import protocol
+from app.live import connection, protocol
 from app.live import service as live
-from app.live.hub import Audience, Hub
+from app.live.hub import Hub
+from app.live.subscriber import Audience
 
 router = APIRouter(tags=["live"])
 
@@ -60,8 +61,8 @@ async def _run(websocket: WebSocket, found: Audience | int) -> None:
         await websocket.close(code=found)
         return
     hub: Hub = websocket.app.state.hub
-    await hub.serve(
-        websocket, found, edit_limiter=getattr(websocket.app.state, "edit_limiter", None)
+    await connection.serve(
+        hub, websocket, found, edit_limiter=getattr(websocket.app.state, "edit_limiter", None)
     )
 
 
