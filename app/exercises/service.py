@@ -13,11 +13,13 @@ from app.auth import service as auth
 from app.auth.models import Facilitator, LoginToken
 from app.db import driver_connection, driver_params, on_postgres, utcnow
 from app.errors import Invalid, InvalidState, NotFound, Unauthorized
+from app.exercises import zones
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.exercises.schemas import (
     ExerciseCreate,
     ExerciseDetail,
     ExerciseRead,
+    ExerciseUpdate,
     InjectCreate,
     InjectRead,
     ParticipantRead,
@@ -104,12 +106,26 @@ def create_exercise(
         owner_id=owner.id,
         title=data.title,
         locale=data.locale,
+        time_zone=zones.checked_time_zone(data.time_zone or zones.default_time_zone(data.locale)),
         scenario_ids=list(data.scenario_ids or []),
     )
     session.add(exercise)
     session.flush()
     for position, name in enumerate(data.teams):
         _insert_team(session, exercise=exercise, name=name, position=position)
+    session.commit()
+    return exercise
+
+
+def update_exercise(session: Session, *, exercise: Exercise, data: ExerciseUpdate) -> Exercise:
+    """Rename an exercise or change its language or time zone, at any status."""
+    if data.time_zone is not None:
+        exercise.time_zone = zones.checked_time_zone(data.time_zone)
+    if data.title is not None:
+        exercise.title = data.title
+    if data.locale is not None:
+        exercise.locale = data.locale
+    session.add(exercise)
     session.commit()
     return exercise
 

@@ -15,6 +15,7 @@ from app.db import new_id, utcnow
 from app.debrief import service as debrief
 from app.debrief.models import Evaluation, ImprovementAction, InjectRating
 from app.errors import Invalid
+from app.exercises import zones
 from app.exercises.models import (
     Exercise,
     ExerciseStatus,
@@ -172,6 +173,9 @@ def import_archive(session: Session, *, owner: Facilitator, data: Archive) -> Ex
         owner_id=owner.id,
         title=source.title,
         locale=source.locale,
+        time_zone=zones.checked_time_zone(
+            source.time_zone or zones.default_time_zone(source.locale)
+        ),
         status=ExerciseStatus(source.status),
         scenario_ids=list(source.scenario_ids),
         created_at=source.created_at,
