@@ -11,6 +11,7 @@ from openpyxl import load_workbook
 
 from app.export.workbook import clean_text
 from app.responses.fields import MAX_VALUE_LENGTH
+from tests.conftest import BOTH_DATABASES
 from tests.factories import join, make_exercise, push
 
 # Every code point JSON can carry: control characters, emoji, right-to-left text, combining marks.
@@ -27,7 +28,7 @@ values = st.one_of(
 )
 
 
-@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("database_url", BOTH_DATABASES, indirect=True)
 def test_any_value_round_trips(app: FastAPI) -> None:
     with TestClient(app) as client:
         exercise = make_exercise(client)

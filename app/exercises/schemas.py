@@ -151,6 +151,7 @@ class InjectRead(BaseModel):
     delivered_at: datetime
     time_limit_s: int | None
     auto_followups: bool
+    paused_s_at_delivery: float = 0.0
 
 
 class ExerciseRead(BaseModel):

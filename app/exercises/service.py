@@ -506,6 +506,7 @@ def inject_read(inject: Inject, team_ids: Sequence[str]) -> InjectRead:
         delivered_at=inject.delivered_at,
         time_limit_s=inject.time_limit_s,
         auto_followups=inject.auto_followups,
+        paused_s_at_delivery=inject.paused_s_at_delivery,
     )
 
 
