@@ -7,7 +7,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.factories import join, make_exercise, push
 from tests.live_server import ServerProcess, running_server
+from tests.test_live_ws import hello, next_message, participant_ws
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +67,70 @@ def test_body_limits_answer_a_chunked_body_while_it_is_still_streaming(
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"too_large" in answer
     assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+
+
+# 10. 500s and a crashed socket from bad input.
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_bad_input_gets_a_4xx_on_every_json_route_before_and_after_login(
+    client: TestClient,
+) -> None:
+    exercise = make_exercise(client)
+    red = exercise.team(0)
+    member = join(client, red["join_code"])
+    inject = push(client, exercise)
+    answer = f"/api/teams/{red['id']}/responses/{inject['id']}/overview"
+    raw_surrogate = b'{"username": "alice", "password": "\xed\xa0\x80"}'
+    cases = [
+        ("/api/auth/login", {}, raw_surrogate, 400, "invalid_encoding"),
+        ("/api/auth/login", {}, DEEP.encode(), 422, "too_deep"),
+        ("/api/join", {}, ('{"code": ' + DEEP + "}").encode(), 422, "too_deep"),
+        ("/api/join", {}, b'{"code": "\xff\xfe", "name": "x"}', 400, "invalid_encoding"),
+        (answer, member["headers"], b'{"value": "\xed\xbf\xbf", "base_version": 0}', 400, ""),
+        (answer, member["headers"], b'{"value": "a\xef\xbf\xbe", "base_version": 0}', 422, ""),
+        (answer, member["headers"], ('{"value": ' + DEEP + "}").encode(), 422, "too_deep"),
+    ]
+    for path, headers, body, status, code in cases:
+        send = client.put if path == answer else client.post
+        response = send(path, content=body, headers={**headers, "Content-Type": "application/json"})
+        assert response.status_code == status, (path, body[:40], response.text)
+        assert response.json()["detail"]
+        if code:
+            assert response.json()["code"] == code
+    cells = client.get(f"/api/teams/{red['id']}/responses", headers=member["headers"]).json()
+    assert [c for c in cells if c["field"] == "overview" and c["value"]] == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (DEEP, "too_deep"),
+        ('{"type": "edit", "value": ' + DEEP + "}", "too_deep"),
+        ('{"type": "edit", "value": "\\uffff"}', "invalid_character"),
+    ],
+)
+def test_bad_input_on_a_socket_gets_an_error_and_keeps_it(
+    client: TestClient, raw: str, code: str
+) -> None:
+    exercise = make_exercise(client)
+    red = exercise.team(0)
+    member = join(client, red["join_code"])
+    inject = push(client, exercise)
+    with participant_ws(client, member) as ws:
+        hello(ws)
+        ws.send_text(raw)
+        error = next_message(ws)
+        assert (error["type"], error["code"]) == ("error", code)
+        ws.send_json(
+            {
+                "type": "edit",
+                "inject_id": inject["id"],
+                "field": "overview",
+                "value": "ok",
+                "base_version": 0,
+                "client_ref": "after",
+            }
+        )
+        assert {next_message(ws)["type"], next_message(ws)["type"]} == {"ack", "response"}

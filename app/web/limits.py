@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate
+from app.web import jsonbody
 
 
 class BodyLimits:
@@ -42,8 +42,11 @@ class BodyLimits:
             body, over = await _read_within(receive, limit)
             if over:
                 refusal = _too_large(limit)
-            elif has_unpaired_surrogate(body):
-                refusal = 422, UNPAIRED_SURROGATE, "invalid_character"
+            elif body:
+                try:
+                    jsonbody.decode(body)
+                except jsonbody.BadJson as exc:
+                    refusal = exc.status, exc.detail, exc.code
             receive = _replay({"type": "http.request", "body": body, "more_body": False}, receive)
         if refusal is not None:
             await _answer(refusal, scope, receive, send)
