@@ -7,6 +7,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import FACILITATOR_PASSWORD
 from tests.factories import join, make_exercise, push
 from tests.live_server import ServerProcess, running_server
 from tests.test_live_ws import hello, next_message, participant_ws
@@ -134,3 +135,20 @@ def test_bad_input_on_a_socket_gets_an_error_and_keeps_it(
             }
         )
         assert {next_message(ws)["type"], next_message(ws)["type"]} == {"ack", "response"}
+
+
+# 11. Logout from another site.
+
+
+def test_logout_from_another_site_is_refused(client: TestClient) -> None:
+    assert client.post(
+        "/api/auth/login", json={"username": "alice", "password": FACILITATOR_PASSWORD}
+    ).is_success
+    refused = client.post("/api/auth/logout", headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "bad_origin"
+    assert client.get("/api/exercises").status_code == 200  # still signed in
+    assert (
+        client.post("/api/auth/logout", headers={"Origin": "http://testserver"}).status_code == 204
+    )
+    assert client.get("/api/exercises").status_code == 401
