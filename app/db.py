@@ -284,7 +284,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     committed, as the connection went back to the pool then. One still in a transaction
     (a read, an error) is rolled back and closed in a worker thread, whatever cancels the request.
     """
-    from app.live import events  # here, not at the top: the event model itself imports this module
+    from app.eventlog import (
+        service as events,  # here, not at the top: the event model itself imports this module
+    )
 
     engine: Engine = request.app.state.engine
     bind = reading(engine) if request.method in SAFE_METHODS else engine

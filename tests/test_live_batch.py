@@ -23,11 +23,11 @@ from app.db import (
     one_round_trip,
 )
 from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from app.eventlog import service as events
+from app.eventlog.models import Event
 from app.exercises import service as exercises
 from app.exercises.models import Inject, InjectTarget
 from app.exercises.schemas import InjectCreate
-from app.live import events
-from app.live.models import Event
 from app.responses import service as responses
 from app.responses.models import ResponseCell, ResponseRevision
 from app.responses.service import CellEdit

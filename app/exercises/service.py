@@ -13,6 +13,8 @@ from app.auth import service as auth
 from app.auth.models import Facilitator, LoginToken
 from app.db import driver_connection, driver_params, on_postgres, utcnow
 from app.errors import Invalid, InvalidState, NotFound, Unauthorized
+from app.eventlog import service as events
+from app.eventlog.models import Event
 from app.exercises import zones
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.exercises.schemas import (
@@ -26,8 +28,6 @@ from app.exercises.schemas import (
     TeamDetail,
     TeamRead,
 )
-from app.live import events
-from app.live.models import Event
 from app.scenarios.loader import ScenarioLibrary
 
 # The contract's state machine: draft → running → paused ⇄ running → ended.

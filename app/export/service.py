@@ -15,6 +15,7 @@ from app.db import new_id, utcnow
 from app.debrief import service as debrief
 from app.debrief.models import Evaluation, ImprovementAction, InjectRating
 from app.errors import Invalid
+from app.eventlog.models import Event
 from app.exercises import zones
 from app.exercises.models import (
     Exercise,
@@ -40,7 +41,6 @@ from app.export.schemas import (
     ArchiveSubmission,
     ArchiveTeam,
 )
-from app.live.models import Event
 from app.responses.fields import FIELD_KEYS
 from app.responses.models import ResponseCell, ResponseRevision, Submission
 

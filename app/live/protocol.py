@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.db import utcnow
 from app.errors import describe_validation_error
+from app.eventlog.wire import encode
 from app.exercises.schemas import InjectCreate
-from app.live.broker import encode
 from app.web import jsonbody
 
 # A cell holds at most 5000 characters; a message four times that size is no honest edit.
