@@ -23,12 +23,14 @@ from sqlmodel import Session
 from app.auth import service as auth
 from app.db import reading
 from app.errors import DomainError
-from app.live import events, protocol
+from app.eventlog import service as events
+from app.eventlog.models import Event
+from app.eventlog.wire import Envelope
+from app.live import protocol
 from app.live import service as live
 from app.live.batcher import EditBatcher
-from app.live.broker import Batch, Broker, Envelope, MemoryBroker, batches_of
+from app.live.broker import Batch, Broker, MemoryBroker, batches_of
 from app.live.frames import text_frame
-from app.live.models import Event
 from app.live.presence import PresenceBoard
 from app.live.room import Room
 from app.live.subscriber import CLOSE_TIMEOUT_S, Close, Subscriber

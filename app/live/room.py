@@ -19,8 +19,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
+from app.eventlog.wire import Envelope
 from app.live import protocol
-from app.live.broker import Batch, Envelope
+from app.live.broker import Batch
 from app.live.frames import text_frame
 from app.live.service import REPLAY_PAGE
 from app.live.subscriber import Close, Subscriber

@@ -18,11 +18,12 @@ from typing import Any, Protocol, TypeVar
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth.ratelimit import EditRateLimiter
-from app.live import events, protocol
+from app.eventlog import wire
+from app.eventlog.models import Event
+from app.eventlog.wire import Envelope
+from app.live import protocol
 from app.live import service as live
-from app.live.broker import Envelope
 from app.live.frames import DirectWriter, text_frame
-from app.live.models import Event
 
 T = TypeVar("T")
 
@@ -283,4 +284,4 @@ class Subscriber:
 
     def may_see(self, event: Event) -> bool:
         team_id = self.audience.team_id
-        return team_id is None or events.visible_to_team(event, team_id)
+        return team_id is None or wire.visible_to_team(event, team_id)
