@@ -65,7 +65,7 @@ JS_MESSAGES = {
     "choose_team": N_("Choose at least one team."),
     "message_from": N_("Message from the facilitator"),
     "no_injects": N_("No inject yet. The facilitator will send one shortly."),
-    "fields_filled": N_("%(n)s of 13 filled"),
+    "fields_filled": N_("%(n)s of %(total)s filled"),
     "end": N_("End"),
     "confirm_end": N_("Click again to end the exercise"),
     "not_connected": N_("Not connected"),

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,7 +17,7 @@ from app.auth.pages import router as auth_pages_router
 from app.auth.ratelimit import EditRateLimiter, FailureLimiter, JoinGuard
 from app.auth.views import router as auth_router
 from app.config import Settings, get_settings
-from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate, make_engine, reading
+from app.db import make_engine, reading
 from app.debrief.pages import router as debrief_pages_router
 from app.debrief.views import router as debrief_router
 from app.errors import install_error_handlers
@@ -40,6 +39,7 @@ from app.scenarios.import_views import pages as scenario_import_pages
 from app.scenarios.import_views import router as scenario_import_router
 from app.scenarios.loader import ScenarioLibrary, load_scenario_dir
 from app.scenarios.views import router as scenarios_router
+from app.web.limits import BodyLimits
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,48 +87,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class RequestLimits:
-    """Refuses oversized bodies before reading them, and NUL bytes in the URL (no id contains one)."""
-
-    def __init__(
-        self, app: ASGIApp, *, max_bytes: int, larger: dict[str, int] | None = None
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        # Upload endpoints take files bigger than any JSON body; they name their own ceiling.
-        self.larger = larger or {}
-
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        if scope["type"] != "http":
-            return self.app(scope, receive, send)  # no frame of ours (see SecurityHeaders)
-        return self._http(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = self._refusal(scope)
-        if refusal is None and _is_json(scope):
-            # Read the (size-checked) JSON body first: a lone surrogate escape would otherwise
-            # reach the database as a string it cannot encode.
-            body, receive = await _buffered(receive)
-            if has_unpaired_surrogate(body):
-                refusal = 422, UNPAIRED_SURROGATE, "invalid_character"
-        if refusal is not None:
-            status, detail, code = refusal
-            response = JSONResponse({"detail": detail, "code": code}, status_code=status)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
-        limit = self.larger.get(scope["path"], self.max_bytes)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return 413, f"The request body is over {limit} bytes; send less.", "too_large"
-        target = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
-        if b"%00" in target or "\x00" in scope["path"]:
-            return 400, "The URL contains a NUL character; remove it.", "invalid_character"
-        return None
-
-
 def _build_route_tables(app: FastAPI) -> None:
     """Walk every router once, so that each builds its route table before the first request.
 
@@ -138,35 +96,6 @@ def _build_route_tables(app: FastAPI) -> None:
     scope: Scope = {"type": "http", "method": "GET", "path": "/", "root_path": "", "headers": []}
     for route in app.router.routes:
         route.matches(scope)
-
-
-def _is_json(scope: Scope) -> bool:
-    """Whether FastAPI will read the body as JSON (it does so without a content type, too)."""
-    if scope["method"] in ("GET", "HEAD", "OPTIONS"):
-        return False
-    content_type = dict(scope["headers"]).get(b"content-type", b"")
-    return not content_type or content_type.split(b";")[0].strip().lower().endswith(b"json")
-
-
-async def _buffered(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole request body, and a `receive` that hands the same body to the app again."""
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"", _replay([message], receive)
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    return body, _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    async def replay() -> Message:
-        return messages.pop(0) if messages else await receive()
-
-    return replay
 
 
 def create_app(
@@ -263,7 +192,7 @@ def create_app(
         return {"status": "ok"}
 
     app.add_middleware(
-        RequestLimits,
+        BodyLimits,
         max_bytes=settings.max_body_bytes,
         larger={
             "/api/scenarios/import": importer.MAX_FILE_BYTES + 64 * 1024,

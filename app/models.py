@@ -2,8 +2,8 @@
 
 from app.auth.models import Facilitator, LoginToken
 from app.debrief.models import Evaluation, ImprovementAction, InjectRating
+from app.eventlog.models import Event
 from app.exercises.models import Exercise, Inject, InjectTarget, Participant, Team
-from app.live.models import Event
 from app.responses.models import ResponseCell, ResponseRevision, Resubmission, Submission
 from app.scenarios.models import ImportedScenarioSet
 

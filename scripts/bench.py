@@ -571,7 +571,7 @@ class Facilitator:
             read = self.post_lean(f"/api/exercises/{exercise.id}/injects", body)
         else:
             read = self.console(exercise).inject(body)
-        # The event as participants get it (app/live/events.message, encoded as app/live/broker
+        # The event as participants get it (app/eventlog/wire.message, encoded as wire.encode
         # encodes it; the seq's digits aside): the inject with its target team ids.
         self.last_event = {"type": "inject", "seq": 1, "at": read["delivered_at"], "inject": read}
         return read

@@ -24,10 +24,51 @@ POSTGRES_URL = os.environ.get("TABLETOP_TEST_POSTGRES_URL")
 REDIS_URL = os.environ.get("TABLETOP_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FACILITATOR_PASSWORD = "correct horse battery"
+# The PostgreSQL variant of a test parametrised over `database_url`, with its marker, so that
+# `pytest -m postgres` (or `-m "not postgres"`) selects exactly the tests that need the server.
+ON_POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+BOTH_DATABASES = ["sqlite", ON_POSTGRES]
+POSTGRES_FIXTURES = frozenset({"postgres_server_url", "postgres_schema", "empty_postgres_url"})
+SERVICE_MARKERS = {"TABLETOP_TEST_POSTGRES_URL": "postgres", "TABLETOP_TEST_REDIS_URL": "redis"}
+_current_test: list[pytest.Item] = []
+
+
+def uses_postgres(item: pytest.Item) -> bool:
+    """Whether a test reaches PostgreSQL through a fixture (its own or the `database_url` param)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("database_url") == "postgres":
+        return True
+    return bool(POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fail the collection when a test uses PostgreSQL without the `postgres` marker."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if uses_postgres(item) and item.get_closest_marker("postgres") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use PostgreSQL but lack @pytest.mark.postgres "
+            "(a parametrised variant: pytest.param(..., marks=pytest.mark.postgres)):\n  "
+            + "\n  ".join(unmarked)
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current_test[:] = [item]
 
 
 def require_service(url: str | None, name: str) -> str:
-    """The service URL, or a skip that names the variable; in CI a missing service is a failure."""
+    """The service URL, or a skip that names the variable; in CI a missing service is a failure.
+
+    A test that reaches the service without its marker (`postgres`, `redis`) fails, also when it
+    calls this directly rather than through a fixture."""
+    marker = SERVICE_MARKERS[name]
+    if _current_test and _current_test[0].get_closest_marker(marker) is None:
+        pytest.fail(f"{_current_test[0].nodeid} needs {name} but lacks @pytest.mark.{marker}")
     if url:
         return url
     message = f"{name} not set: start the service and export it to run this test"
@@ -73,7 +114,7 @@ def postgres_schema(postgres_server_url: str) -> str:
     return postgres_server_url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BOTH_DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database with the full schema: a new SQLite file, or PostgreSQL with tables emptied."""
     if request.param == "sqlite":

@@ -34,7 +34,8 @@ class _Collector(HTMLParser):
                 self.facts.event_attributes.append(f"{tag}[{name}]")
             if name == "style":
                 self.facts.style_attributes.append(tag)
-        if tag == "script":
+        # A JSON data block is never run (CSP does not apply to it): only scripts count.
+        if tag == "script" and attributes.get("type") != "application/json":
             self.facts.scripts.append(attributes)
             self._in_script = True
         elif tag == "style":

@@ -104,6 +104,30 @@ def test_archive_of_a_draft_exercise_round_trips(client: TestClient) -> None:
     assert canonical(archive_of(client, copy.json()["id"], headers)) == canonical(first)
 
 
+def test_the_archive_keeps_the_time_zone_and_fills_it_in_for_older_archives(
+    client: TestClient,
+) -> None:
+    headers = login(client)
+    created = client.post(
+        "/api/exercises",
+        json={"title": "NY", "teams": ["A"], "locale": "en", "time_zone": "America/New_York"},
+        headers=headers,
+    ).json()
+    archive = archive_of(client, created["id"], headers)
+    assert archive["exercise"]["time_zone"] == "America/New_York"
+    copy = client.post("/api/exercises/import", json=archive, headers=headers).json()
+    assert copy["time_zone"] == "America/New_York"
+    # An archive written before exercises had a zone: the locale's default.
+    archive["exercise"].pop("time_zone")
+    archive["exercise"]["locale"] = "ja"
+    older = client.post("/api/exercises/import", json=archive, headers=headers).json()
+    assert older["time_zone"] == "Asia/Tokyo"
+    archive["exercise"]["time_zone"] = "Nowhere/Else"
+    refused = client.post("/api/exercises/import", json=archive, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["code"] == "invalid_time_zone"
+
+
 @pytest.mark.parametrize(
     ("mutate", "fragment"),
     [

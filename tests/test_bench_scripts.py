@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from sqlmodel import Session, func, select
 
 from app.db import make_engine
@@ -46,6 +47,7 @@ def test_the_batch_benchmark_writes_every_batch_in_full(tmp_path: Path) -> None:
     assert versions == 10 * 5
 
 
+@pytest.mark.postgres
 def test_the_batch_benchmark_writes_from_several_processes_into_one_exercise(
     empty_postgres_url: str,
 ) -> None:

@@ -23,14 +23,15 @@ from app.db import (
     one_round_trip,
 )
 from app.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from app.eventlog import service as events
+from app.eventlog.models import Event
 from app.exercises import service as exercises
 from app.exercises.models import Inject, InjectTarget
 from app.exercises.schemas import InjectCreate
-from app.live import events
-from app.live.models import Event
 from app.responses import service as responses
 from app.responses.models import ResponseCell, ResponseRevision
 from app.responses.service import CellEdit
+from tests.conftest import ON_POSTGRES
 from tests.factories import join, make_exercise, push
 
 
@@ -639,7 +640,7 @@ def _syncs(driver: Any, write: Callable[[], object]) -> int:
         return sum(message in (["F", "Sync"], ["F", "Query"]) for message in sent)
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("database_url", [ON_POSTGRES], indirect=True)
 def test_a_batch_on_postgres_is_one_round_trip(client: TestClient) -> None:
     """A batch holds its exercise's lock from its first statement to its commit, and after each
     wait for the server a worker thread on a busy server waits for the GIL: the whole
@@ -660,7 +661,7 @@ def test_a_batch_on_postgres_is_one_round_trip(client: TestClient) -> None:
     assert sorted(stored) == [("cause", 1), ("overview", 1)]
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("database_url", [ON_POSTGRES], indirect=True)
 def test_one_round_trip_commits_nothing_when_a_statement_fails(database_url: str) -> None:
     engine = make_engine(database_url)
     try:

@@ -84,7 +84,10 @@ def test_stale_edit_gets_conflict_with_the_current_value(client: TestClient) -> 
         ('{"type": "shout"}', "bad_message"),
         ('{"type": "edit", "inject_id": "x", "field": "press", "client_ref": "r"}', "invalid"),
         ('{"type": "resume", "after_seq": -1}', "invalid"),
-        ('{"type": "edit", "inject_id": "x", "field": "press", "value": "\\ud800"}', "invalid"),
+        (
+            '{"type": "edit", "inject_id": "x", "field": "press", "value": "\\ud800"}',
+            "invalid_character",
+        ),
     ],
 )
 def test_bad_messages_get_an_error_and_keep_the_socket(

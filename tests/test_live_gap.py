@@ -16,9 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.live import events
+from app.eventlog import service as events
+from app.eventlog import wire
+from app.eventlog.wire import Envelope
 from app.live import hub as hub_module
-from app.live.broker import Batch, Envelope
+from app.live.broker import Batch
 from app.live.hub import Hub
 from tests.factories import Exercise, join, make_exercise
 from tests.test_live_ws import hello, next_message, participant_ws
@@ -37,9 +39,9 @@ def _store_quietly(client: TestClient, exercise: Exercise, texts: list[str]) -> 
             session.commit()
         assert event.seq is not None
         # What the bell carries for it, marked: the database's copy lacks the mark.
-        wire = json.dumps({**events.message(event), "via": "bell"})
+        text = json.dumps({**wire.message(event), "via": "bell"})
         batches.append(
-            Batch(exercise.id, prev_seq=previous, events=(Envelope(event.seq, None, wire),))
+            Batch(exercise.id, prev_seq=previous, events=(Envelope(event.seq, None, text),))
         )
     return batches
 

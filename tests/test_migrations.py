@@ -28,16 +28,37 @@ def _assert_matches_models(url: str) -> None:
     assert tables == {t.name for t in SQLModel.metadata.sorted_tables} | {"alembic_version"}
 
 
+def _assert_downgrades_undo_upgrades(url: str) -> None:
+    """Down to an empty database and up again: a downgrade that leaves a table, column or index
+    behind makes the second upgrade fail or the schema differ from the models'."""
+    from alembic import command
+
+    from app.db import alembic_config
+
+    command.downgrade(alembic_config(url), "base")
+    assert schema_revisions(url) == []
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
+    finally:
+        engine.dispose()
+    _assert_matches_models(url)
+
+
 def test_upgrade_head_on_empty_sqlite_matches_models(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     _assert_matches_models(url)
-    # Running it again is a no-op, as on every `tabletop serve`.
-    _assert_matches_models(url)
+    _assert_downgrades_undo_upgrades(url)
+    # At the head, `migrate` (run by every `tabletop serve`) leaves the database as it is.
+    migrate(url)
+    assert schema_revisions(url) == [SCHEMA_HEAD]
 
 
 @pytest.mark.postgres
 def test_upgrade_head_on_empty_postgres_matches_models(empty_postgres_url: str) -> None:
     _assert_matches_models(empty_postgres_url)
+    _assert_downgrades_undo_upgrades(empty_postgres_url)
 
 
 def test_schema_head_is_the_newest_migration() -> None:

@@ -5,7 +5,7 @@ from datetime import datetime
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.live.models import Event
+from app.eventlog.models import Event
 from app.responses.models import ResponseRevision
 from tests.factories import join, make_exercise, push
 

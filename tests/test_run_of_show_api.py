@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from app.debrief.models import ImprovementAction
+from app.eventlog.models import Event
 from app.exercises.models import Exercise, Inject, Participant, Team
-from app.live.models import Event
 from app.live.scheduler import FollowupScheduler
 from app.responses.models import ResponseCell, Submission
 from tests.factories import join, login, make_exercise, push

@@ -16,7 +16,8 @@ import pytest
 import redis
 from websockets.sync.client import ClientConnection, connect
 
-from app.live.broker import Batch, Envelope
+from app.eventlog.wire import Envelope
+from app.live.broker import Batch
 from app.live.redis_broker import RedisBroker
 from tests.conftest import REDIS_URL, require_service, throwaway_postgres_database
 from tests.live_server import ADMIN_PASSWORD, ServerProcess, free_port, running_server

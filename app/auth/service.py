@@ -14,8 +14,8 @@ from sqlmodel import Session, col, delete, select
 from app.auth.models import Facilitator, LoginToken
 from app.db import utcnow
 from app.errors import Conflict, InvalidState, NotFound, Unauthorized
+from app.eventlog import service as events
 from app.exercises.models import Exercise, ExerciseStatus, Participant, Team
-from app.live import events
 
 FACILITATOR_TOKEN_PREFIX = "f_"
 PARTICIPANT_TOKEN_PREFIX = "p_"

@@ -6,7 +6,12 @@ from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
-from app.auth.deps import FACILITATOR_COOKIE, PARTICIPANT_COOKIE, bearer_token
+from app.auth.deps import (
+    FACILITATOR_COOKIE,
+    PARTICIPANT_COOKIE,
+    check_cookie_origin,
+    facilitator_credential,
+)
 from app.auth.ratelimit import FailureLimiter, JoinGuard
 from app.auth.schemas import ExerciseRef, JoinRead, JoinRequest, LoginRead, LoginRequest, TeamRef
 from app.config import Settings
@@ -70,7 +75,11 @@ def login(
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(request: Request, session: SessionDep) -> Response:
     """End the facilitator session of this token or cookie, live sockets included."""
-    token = bearer_token(request) or request.cookies.get(FACILITATOR_COOKIE)
+    found = facilitator_credential(request)
+    token = found.token if found else None
+    if found is not None:
+        # A cookie logout is a cookie write like any other: a foreign site may not cause it.
+        check_cookie_origin(request, found)
     if token:
         await run_in_threadpool(service.logout, session, token=token)
         # This process's sockets of that login close now, other processes' within 15 s (their

@@ -23,9 +23,9 @@ from app.debrief.schemas import (
     SubmissionInfo,
 )
 from app.errors import Invalid
+from app.eventlog.models import Event
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, Inject, InjectTarget, Participant, Team
-from app.live.models import Event
 from app.responses.fields import FIELDS
 from app.responses.models import ResponseCell, ResponseRevision, Submission
 from app.scenarios.loader import ScenarioLibrary

@@ -24,6 +24,8 @@ class Exercise(SQLModel, table=True):
     owner_id: int = Field(foreign_key="facilitator.id", index=True)
     title: str = Field(max_length=200)
     locale: str = Field(max_length=8)
+    # IANA name; every time a person reads (pages, workbook, documents) is shown in it.
+    time_zone: str = Field(default="UTC", max_length=64)
     # Stored as text rather than a native enum, so a new status needs no type migration.
     status: ExerciseStatus = Field(
         default=ExerciseStatus.draft,

@@ -97,6 +97,11 @@ def _library_for(exercise: Exercise, library: ScenarioLibrary) -> list[Scenario]
     return [scenario for _, scenario in library.all()]
 
 
+def _fields_json(locale: str) -> list[dict[str, str]]:
+    """The response fields for the page's scripts (partials/exercise_fields.html)."""
+    return [{"key": f.key, "group": f.group, "label": f.label(locale)} for f in FIELDS]
+
+
 def _teams_json(teams: list[Team]) -> list[dict[str, Any]]:
     return [{"id": team.id, "name": team.name} for team in teams]
 
@@ -143,6 +148,7 @@ def console(
         "join_urls": {team.id: join_url(request, team) for team in teams},
         "library": _library_for(exercise, library),
         "fields": FIELDS,
+        "exercise_fields": _fields_json(locale),
         "status_labels": _status_labels(locale),
     }
     return i18n.render(request, "facilitator/console.html", context, locale=locale)
@@ -184,6 +190,7 @@ def projector(
         "teams": teams,
         "teams_json": _teams_json(teams),
         "join_base": join_base(request),
+        "exercise_fields": _fields_json(locale),
     }
     return i18n.render(request, "projector.html", context, locale=locale)
 
@@ -211,5 +218,6 @@ def team_room(request: Request, session: SessionDep, participant: MaybeParticipa
             (value, i18n.gettext(locale, label)) for value, label in DISCLOSE_LABELS.items()
         ],
         "suggestions": STAKEHOLDERS,
+        "exercise_fields": _fields_json(locale),
     }
     return i18n.render(request, "team/room.html", context, locale=locale)

@@ -26,6 +26,10 @@ Title = Annotated[
 ]
 Identifier = Annotated[str, StringConstraints(max_length=80), AfterValidator(reject_nul)]
 Locale = Literal["ja", "en"]
+# Checked against the zone database by the service, which answers `invalid_time_zone`.
+TimeZoneName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(reject_nul)
+]
 # Who reported an inject and which department received it: a short label, as in the handout.
 InjectLabel = Annotated[
     str,
@@ -48,9 +52,19 @@ class ExerciseCreate(BaseModel):
     title: Title
     teams: list[TeamName] = Field(default_factory=list, max_length=MAX_TEAMS)
     locale: Locale = "ja"
+    # Unset: the locale's default (Asia/Tokyo for ja, UTC for en).
+    time_zone: TimeZoneName | None = None
     scenario_ids: list[Identifier] | None = Field(default=None, max_length=500)
 
     _check_teams = field_validator("teams")(_unique_names)
+
+
+class ExerciseUpdate(BaseModel):
+    """A `PATCH`: only the fields given change."""
+
+    title: Title | None = None
+    locale: Locale | None = None
+    time_zone: TimeZoneName | None = None
 
 
 class TeamCreate(BaseModel):
@@ -148,6 +162,7 @@ class ExerciseRead(BaseModel):
     title: str
     status: str
     locale: str
+    time_zone: str
     scenario_ids: list[str]
     teams: list[TeamRead]
     created_at: datetime

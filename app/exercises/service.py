@@ -14,19 +14,21 @@ from app.auth import service as auth
 from app.auth.models import Facilitator, LoginToken
 from app.db import driver_connection, driver_params, on_postgres, utcnow
 from app.errors import Invalid, InvalidState, NotFound, Unauthorized
+from app.eventlog import service as events
+from app.eventlog.models import Event
+from app.exercises import zones
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.exercises.schemas import (
     ExerciseCreate,
     ExerciseDetail,
     ExerciseRead,
+    ExerciseUpdate,
     InjectCreate,
     InjectRead,
     ParticipantRead,
     TeamDetail,
     TeamRead,
 )
-from app.live import events
-from app.live.models import Event
 from app.scenarios.loader import ScenarioLibrary
 
 # The contract's state machine: draft → running → paused ⇄ running → ended.
@@ -105,12 +107,26 @@ def create_exercise(
         owner_id=owner.id,
         title=data.title,
         locale=data.locale,
+        time_zone=zones.checked_time_zone(data.time_zone or zones.default_time_zone(data.locale)),
         scenario_ids=list(data.scenario_ids or []),
     )
     session.add(exercise)
     session.flush()
     for position, name in enumerate(data.teams):
         _insert_team(session, exercise=exercise, name=name, position=position)
+    session.commit()
+    return exercise
+
+
+def update_exercise(session: Session, *, exercise: Exercise, data: ExerciseUpdate) -> Exercise:
+    """Rename an exercise or change its language or time zone, at any status."""
+    if data.time_zone is not None:
+        exercise.time_zone = zones.checked_time_zone(data.time_zone)
+    if data.title is not None:
+        exercise.title = data.title
+    if data.locale is not None:
+        exercise.locale = data.locale
+    session.add(exercise)
     session.commit()
     return exercise
 
@@ -619,7 +635,7 @@ def delete_exercise(session: Session, *, exercise: Exercise) -> None:
 
 
 # What a copy of an exercise keeps besides its teams: the settings of the workshop, not its run.
-_COPIED_SETTINGS = ("locale", "scenario_ids")
+_COPIED_SETTINGS = ("locale", "time_zone", "scenario_ids")
 _COPY_SUFFIX = {"ja": "（コピー）", "en": " (copy)"}
 
 

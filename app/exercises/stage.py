@@ -10,9 +10,9 @@ from sqlmodel import Session, col, select
 
 from app.db import utcnow
 from app.errors import InvalidState, NotFound
+from app.eventlog import service as events
 from app.exercises.models import Exercise, Inject
 from app.exercises.schemas import StageRead, StageSet
-from app.live import events
 
 
 def current_stage(session: Session, *, exercise: Exercise) -> StageRead:

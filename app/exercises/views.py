@@ -14,6 +14,7 @@ from app.exercises.schemas import (
     ExerciseCreate,
     ExerciseDetail,
     ExerciseRead,
+    ExerciseUpdate,
     InjectCreate,
     InjectRead,
     MessageCreate,
@@ -48,6 +49,15 @@ def list_exercises(session: SessionDep, facilitator: CurrentFacilitator) -> list
 def get_exercise(exercise: OwnedExercise, session: SessionDep) -> ExerciseDetail:
     """An exercise with its teams, participants and injects."""
     return service.exercise_detail(session, exercise)
+
+
+@router.patch("/exercises/{exercise_id}", response_model=ExerciseRead)
+def update_exercise(
+    body: ExerciseUpdate, exercise: OwnedExercise, session: SessionDep
+) -> ExerciseRead:
+    """Rename the exercise or change its language or time zone; only the fields given change."""
+    service.update_exercise(session, exercise=exercise, data=body)
+    return service.exercise_read(session, exercise)
 
 
 def _transition(exercise: OwnedExercise, session: SessionDep, action: str) -> ExerciseDetail:

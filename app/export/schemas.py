@@ -18,6 +18,8 @@ class ArchiveExercise(_Row):
     id: str
     title: str = Field(min_length=1, max_length=200)
     locale: Literal["ja", "en"]
+    # Archives written before exercises had a zone lack it: the locale's default then.
+    time_zone: str | None = Field(default=None, max_length=64)
     status: Literal["draft", "running", "paused", "ended"]
     scenario_ids: list[str]
     created_at: datetime

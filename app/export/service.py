@@ -15,6 +15,8 @@ from app.db import new_id, utcnow
 from app.debrief import service as debrief
 from app.debrief.models import Evaluation, ImprovementAction, InjectRating
 from app.errors import Invalid
+from app.eventlog.models import Event
+from app.exercises import zones
 from app.exercises.models import (
     Exercise,
     ExerciseStatus,
@@ -40,7 +42,6 @@ from app.export.schemas import (
     ArchiveSubmission,
     ArchiveTeam,
 )
-from app.live.models import Event
 from app.responses import service as responses
 from app.responses.fields import FIELD_KEYS
 from app.responses.models import ResponseCell, ResponseRevision, Resubmission, Submission
@@ -180,6 +181,9 @@ def import_archive(session: Session, *, owner: Facilitator, data: Archive) -> Ex
         owner_id=owner.id,
         title=source.title,
         locale=source.locale,
+        time_zone=zones.checked_time_zone(
+            source.time_zone or zones.default_time_zone(source.locale)
+        ),
         status=ExerciseStatus(source.status),
         scenario_ids=list(source.scenario_ids),
         created_at=source.created_at,

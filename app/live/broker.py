@@ -33,36 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.live import events
-from app.live.models import Event
-
-
-def encode(message: dict[str, Any]) -> str:
-    """JSON text of a message, as compact as possible and readable in any language."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One stored event as the hub fans it out: who may see it, and its wire text."""
-
-    seq: int
-    # None: every team; a tuple: only those teams (facilitators see everything).
-    team_ids: tuple[str, ...] | None
-    text: str
-    # The event's type, for the few the hub acts on itself (a participant's removal).
-    type: str = ""
-
-    @classmethod
-    def of(cls, event: Event) -> "Envelope":
-        assert event.seq is not None
-        team_ids = None if event.team_ids is None else tuple(event.team_ids)
-        return cls(
-            seq=event.seq, team_ids=team_ids, text=encode(events.message(event)), type=event.type
-        )
-
-    def visible_to_team(self, team_id: str) -> bool:
-        return self.team_ids is None or team_id in self.team_ids
+from app.eventlog import service as events
+from app.eventlog.models import Event
+from app.eventlog.wire import Envelope
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,13 +30,16 @@ from app.auth import service as auth
 from app.auth.ratelimit import EditRateLimiter, MessageBudget
 from app.db import reading, utcnow
 from app.errors import DomainError, Unauthorized
+from app.eventlog import service as events
+from app.eventlog import wire
+from app.eventlog.models import Event
+from app.eventlog.wire import Envelope
 from app.exercises import service as exercises
-from app.live import events, protocol
+from app.live import protocol
 from app.live import service as live
 from app.live.batcher import EditBatcher
-from app.live.broker import Batch, Broker, Envelope, MemoryBroker, batches_of
+from app.live.broker import Batch, Broker, MemoryBroker, batches_of
 from app.live.frames import DirectWriter, text_frame
-from app.live.models import Event
 from app.live.presence import PresenceBoard
 from app.responses import service as responses
 from app.responses.service import CellEdit
@@ -296,7 +299,7 @@ class Subscriber:
 
     def may_see(self, event: Event) -> bool:
         team_id = self.audience.team_id
-        return team_id is None or events.visible_to_team(event, team_id)
+        return team_id is None or wire.visible_to_team(event, team_id)
 
 
 class Room:

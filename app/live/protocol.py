@@ -5,10 +5,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.db import UNPAIRED_SURROGATE, has_unpaired_surrogate, utcnow
+from app.db import utcnow
 from app.errors import describe_validation_error
+from app.eventlog.wire import encode
 from app.exercises.schemas import InjectCreate
-from app.live.broker import encode
+from app.web import jsonbody
 
 # A cell holds at most 5000 characters; a message four times that size is no honest edit.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -83,9 +84,11 @@ class BadMessage(Exception):
 def parse(text: str) -> Request:
     """The typed client message, or BadMessage saying what is wrong with it."""
     try:
-        raw = json.loads(text)
-    except ValueError:
-        raise BadMessage("The message is not valid JSON.") from None
+        raw = jsonbody.decode(text)
+    except jsonbody.BadJson as exc:
+        if exc.code == "invalid_json":
+            raise BadMessage("The message is not valid JSON.") from None
+        raise BadMessage(exc.detail, code=exc.code) from None
     if not isinstance(raw, dict) or raw.get("type") not in CLIENT_TYPES:
         raise BadMessage(
             "Unknown message type; send a JSON object whose type is one of: "
@@ -93,12 +96,6 @@ def parse(text: str) -> Request:
             + "."
         )
     client_ref = raw.get("client_ref")
-    if has_unpaired_surrogate(text.encode("utf-8")):
-        raise BadMessage(
-            UNPAIRED_SURROGATE,
-            code="invalid",
-            client_ref=client_ref if isinstance(client_ref, str | int) else None,
-        )
     try:
         return _client_message.validate_python(raw)
     except ValidationError as exc:

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from app.db import utcnow
 from app.errors import DomainError
+from app.eventlog import service as events
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget
 from app.exercises.schemas import InjectCreate
-from app.live import events
 from app.scenarios.loader import ScenarioLibrary
 
 log = logging.getLogger(__name__)

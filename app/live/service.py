@@ -9,12 +9,13 @@ from sqlmodel import Session, col, select
 
 from app.auth import service as auth
 from app.auth.models import Facilitator
+from app.eventlog import service as events
+from app.eventlog import wire
+from app.eventlog.models import Event
+from app.eventlog.wire import encode
 from app.exercises import service as exercises
 from app.exercises import stage
 from app.exercises.models import Exercise, Participant, Team
-from app.live import events
-from app.live.broker import encode
-from app.live.models import Event
 from app.responses import service as responses
 from app.responses.models import ResponseCell, Resubmission, Submission
 
@@ -147,13 +148,13 @@ def snapshot(session: Session, *, exercise_id: str, team_id: str | None) -> Snap
         .order_by(col(Participant.joined_at))
     ).all()
     messages = [
-        events.message(event)
+        wire.message(event)
         for event in session.exec(
             select(Event)
             .where(Event.exercise_id == exercise_id, Event.type == "message")
             .order_by(col(Event.seq))
         )
-        if team_id is None or events.visible_to_team(event, team_id)
+        if team_id is None or wire.visible_to_team(event, team_id)
     ]
     rosters: dict[str, list[tuple[str, str]]] = {tid: [] for tid in team_ids}
     for participant in participants:

@@ -34,9 +34,9 @@ from app.db import (
     utcnow,
 )
 from app.errors import Conflict, DomainError, Forbidden, Invalid, InvalidState, NotFound
+from app.eventlog import service as events
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
-from app.live import events
 from app.responses.fields import DISCLOSE_CHOICES, FIELD_KEYS, MAX_VALUE_LENGTH
 from app.responses.models import ResponseCell, ResponseRevision, Resubmission, Submission
 from app.responses.schemas import conflict_body

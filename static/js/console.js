@@ -4,28 +4,19 @@
 
 document.addEventListener("alpine:init", () => {
   const { t, api, duration } = window.Tabletop;
-  const { LiveSocket } = window.TabletopLive;
-  const MATRIX_FIELDS = [
-    "overview", "affected_customers", "secondary_damage", "customer_countermeasures", "cause",
-    "business_impact", "recurrence_prevention", "accountable", "press", "investigation", "legal",
-    "customer_contact", "other",
-  ];
+  const { matrixFields, withState } = window.TabletopExercise;
 
   window.Alpine.data("consoleView", () => {
     let live = null;
 
-    return {
+    return withState({
       exerciseId: "",
       locale: "ja",
-      status: "draft",
-      pausedSince: null,
-      conn: "connecting",
       teams: [],
       injects: [],
       cells: {},
       submissions: {},
       presence: {},
-      now: Date.now(),
       flash: "",
       limitMinutes: "",
       autoFollowups: false,
@@ -55,19 +46,16 @@ document.addEventListener("alpine:init", () => {
         this.status = data.status;
         this.teams = JSON.parse(data.teams);
         this.viewTeam = this.teams.length ? this.teams[0].id : "";
-        live = new LiveSocket({
+        live = this.connect({
           path: "/ws/exercises/" + encodeURIComponent(this.exerciseId) + "/facilitator",
           onHello: (message) => this.hello(message),
           onEvent: (message) => this.event(message),
           onControl: (message) => this.control(message),
-          onState: (state) => { this.conn = state; },
           onFatal: (code) => {
             if (code === 4401) window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
             else this.flash = t("forbidden");
           },
         });
-        live.start();
-        setInterval(() => { this.now = live.now(); }, 1000);
       },
 
       hello(message) {
@@ -98,12 +86,6 @@ document.addEventListener("alpine:init", () => {
       control(message) {
         if (message.type === "presence") this.applyPresence(message);
         else if (message.type === "error") this.flash = t("error", { detail: message.detail || message.code });
-      },
-
-      applyStatus(exercise) {
-        if (!exercise || !exercise.status) return;
-        this.status = exercise.status;
-        this.pausedSince = exercise.paused_since || (exercise.status === "paused" ? exercise.at || new Date(this.now).toISOString() : null);
       },
 
       applyPresence(team) {
@@ -333,7 +315,7 @@ document.addEventListener("alpine:init", () => {
       },
 
       filledCount(teamId, inject) {
-        return MATRIX_FIELDS.filter((field) => {
+        return matrixFields.filter((field) => {
           const cell = this.cells[teamId + "/" + inject.id + "/" + field];
           return cell && cell.value.trim() !== "";
         }).length;
@@ -341,28 +323,21 @@ document.addEventListener("alpine:init", () => {
 
       filledText(teamId, inject) {
         if (!this.delivered(teamId, inject)) return "—";
-        return t("fields_filled", { n: this.filledCount(teamId, inject) });
-      },
-
-      elapsed(inject) {
-        const until = this.status === "paused" && this.pausedSince ? Date.parse(this.pausedSince) : this.now;
-        return (until - Date.parse(inject.delivered_at)) / 1000;
+        return this.progressText(this.filledCount(teamId, inject));
       },
 
       timingText(teamId, inject) {
         if (!this.delivered(teamId, inject)) return "";
         const sub = this.submissions[teamId + "/" + inject.id];
-        if (sub) return t("submitted_after", { time: duration(sub.elapsed_s) });
+        if (sub) return this.submittedAfter(sub);
         if (this.status === "ended") return t("ended");
-        const elapsed = this.elapsed(inject);
-        const late = inject.time_limit_s && elapsed > inject.time_limit_s;
-        return (late ? t("overdue") + " " : t("elapsed") + " ") + duration(elapsed);
+        return (this.overdue(inject) ? t("overdue") + " " : t("elapsed") + " ") + duration(this.elapsed(inject));
       },
 
       cellClass(teamId, inject) {
         if (!this.delivered(teamId, inject)) return "cell-none";
         if (this.submissions[teamId + "/" + inject.id]) return "cell-done";
-        if (inject.time_limit_s && this.elapsed(inject) > inject.time_limit_s) return "cell-overdue";
+        if (this.overdue(inject)) return "cell-overdue";
         return "cell-open";
       },
 
@@ -399,22 +374,6 @@ document.addEventListener("alpine:init", () => {
         const cell = this.cells[this.viewTeam + "/" + this.viewInject + "/" + field];
         return cell ? cell.value : "";
       },
-
-      get connText() {
-        return t(this.conn);
-      },
-
-      get connClass() {
-        return "conn-" + this.conn;
-      },
-
-      get statusText() {
-        return t(this.status);
-      },
-
-      get statusClass() {
-        return "status-" + this.status;
-      },
-    };
+    });
   });
 });

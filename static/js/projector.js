@@ -3,29 +3,20 @@
 
 document.addEventListener("alpine:init", () => {
   const { t, duration } = window.Tabletop;
-  const { LiveSocket } = window.TabletopLive;
-  const MATRIX_FIELD_COUNT = 13;
-  const ANNOUNCEMENT_AND_ROLES = new Set([
-    "overview", "affected_customers", "secondary_damage", "customer_countermeasures", "cause",
-    "business_impact", "recurrence_prevention", "accountable", "press", "investigation", "legal",
-    "customer_contact", "other",
-  ]);
+  const { matrixFields, withState } = window.TabletopExercise;
+  const ANNOUNCEMENT_AND_ROLES = new Set(matrixFields);
 
   window.Alpine.data("projector", () => {
     let live = null;
 
-    return {
+    return withState({
       exerciseId: "",
       locale: "ja",
-      status: "draft",
-      pausedSince: null,
-      conn: "connecting",
       teams: [],
       injects: [],
       filled: {},
       submissions: {},
       presence: {},
-      now: Date.now(),
 
       init() {
         const data = this.$el.dataset;
@@ -33,16 +24,13 @@ document.addEventListener("alpine:init", () => {
         this.locale = data.locale;
         this.status = data.status;
         this.teams = JSON.parse(data.teams);
-        live = new LiveSocket({
+        live = this.connect({
           path: "/ws/exercises/" + encodeURIComponent(this.exerciseId) + "/facilitator",
           onHello: (message) => this.hello(message),
           onEvent: (message) => this.event(message),
           onControl: (message) => { if (message.type === "presence") this.applyPresence(message); },
-          onState: (state) => { this.conn = state; },
           onFatal: () => window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname)),
         });
-        live.start();
-        setInterval(() => { this.now = live.now(); }, 1000);
       },
 
       hello(message) {
@@ -60,12 +48,6 @@ document.addEventListener("alpine:init", () => {
         else if (message.type === "response") this.setCell(message);
         else if (message.type === "submission") this.addSubmission(message);
         else if (message.type === "status") this.applyStatus(message);
-      },
-
-      applyStatus(exercise) {
-        if (!exercise || !exercise.status) return;
-        this.status = exercise.status;
-        this.pausedSince = exercise.paused_since || (exercise.status === "paused" ? exercise.at || new Date(this.now).toISOString() : null);
       },
 
       applyPresence(team) {
@@ -116,13 +98,7 @@ document.addEventListener("alpine:init", () => {
       get currentTimer() {
         const inject = this.current;
         if (!inject) return "";
-        const until = this.status === "paused" && this.pausedSince ? Date.parse(this.pausedSince) : this.now;
-        const elapsed = (until - Date.parse(inject.delivered_at)) / 1000;
-        if (inject.time_limit_s) {
-          const left = inject.time_limit_s - elapsed;
-          return left < 0 ? t("overdue") + " +" + duration(-left) : t("remaining", { time: duration(left) });
-        }
-        return duration(elapsed);
+        return inject.time_limit_s ? this.remainingText(inject) : duration(this.elapsed(inject));
       },
 
       teamStatus(teamId) {
@@ -131,29 +107,14 @@ document.addEventListener("alpine:init", () => {
         const inject = this.current;
         if (!inject || !inject.team_ids.includes(teamId)) return people;
         const sub = this.submissions[teamId + "/" + inject.id];
-        if (sub) return people + " · " + t("submitted_after", { time: duration(sub.elapsed_s) });
+        if (sub) return people + " · " + this.submittedAfter(sub);
         let count = 0;
         for (const [key, cell] of Object.entries(this.filled)) {
           if (cell.filled && key.startsWith(teamId + "/" + inject.id + "/")) count += 1;
         }
-        return people + " · " + count + "/" + MATRIX_FIELD_COUNT;
+        return people + " · " + count + "/" + matrixFields.length;
       },
 
-      get connText() {
-        return this.conn === "online" ? "" : t(this.conn);
-      },
-
-      get connClass() {
-        return "conn-" + this.conn;
-      },
-
-      get statusText() {
-        return t(this.status);
-      },
-
-      get statusClass() {
-        return "status-" + this.status;
-      },
-    };
+    }, { quietOnline: true });
   });
 });

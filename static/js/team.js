@@ -3,21 +3,19 @@
 
 document.addEventListener("alpine:init", () => {
   const { t, api, duration, clock } = window.Tabletop;
-  const { LiveSocket, CellSync, beep } = window.TabletopLive;
+  const { CellSync, beep } = window.TabletopLive;
+  const { withState } = window.TabletopExercise;
 
   window.Alpine.data("teamRoom", () => {
     // Kept outside Alpine's reactive state: plain objects with their own bookkeeping.
     let live = null;
     let sync = null;
 
-    return {
+    return withState({
       exerciseId: "",
       teamId: "",
       me: "",
       locale: "ja",
-      status: "draft",
-      pausedSince: null,
-      conn: "connecting",
       injects: [],
       submissions: {},
       messages: [],
@@ -25,7 +23,6 @@ document.addEventListener("alpine:init", () => {
       currentId: null,
       unseen: {},
       announcement: "",
-      now: Date.now(),
       rev: 0,
       submitting: false,
       flash: "",
@@ -43,26 +40,21 @@ document.addEventListener("alpine:init", () => {
           send: (message) => live.send(message),
           onChange: (key) => this.changed(key),
         });
-        live = new LiveSocket({
+        live = this.connect({
           path: "/ws/participant",
           onHello: (message) => this.hello(message),
           onEvent: (message) => this.event(message),
           onControl: (message) => this.control(message),
-          onState: (state) => { this.conn = state; },
           onFatal: (code) => this.fatal(code),
+          everySecond: (socket) => { if (sync.stalled()) socket.drop(); },
         });
-        live.start();
-        setInterval(() => {
-          this.now = live.now();
-          if (sync.stalled()) live.drop();
-        }, 1000);
       },
 
       // --- messages from the server ---------------------------------------------------------
       hello(message) {
         const snapshot = message.snapshot || {};
         const exercise = snapshot.exercise || message.exercise || {};
-        this.applyStatus(exercise);
+        this.statusUpdate(exercise);
         for (const inject of snapshot.injects || []) this.addInject(inject, false);
         for (const sub of snapshot.submissions || []) this.addSubmission(sub);
         for (const note of snapshot.messages || []) this.addMessage(note, false);
@@ -87,7 +79,7 @@ document.addEventListener("alpine:init", () => {
             if (message.team_id === this.teamId) this.addSubmission(message);
             break;
           case "status":
-            this.applyStatus(message);
+            this.statusUpdate(message);
             break;
           case "message":
             this.addMessage(message, true);
@@ -126,11 +118,10 @@ document.addEventListener("alpine:init", () => {
         window.location.assign("/join");
       },
 
-      applyStatus(exercise) {
-        if (!exercise || !exercise.status) return;
+      // Answers held while the exercise was paused go out as soon as it runs again.
+      statusUpdate(exercise) {
         const wasRunning = this.status === "running";
-        this.status = exercise.status;
-        this.pausedSince = exercise.paused_since || (exercise.status === "paused" ? exercise.at || new Date(this.now).toISOString() : null);
+        this.applyStatus(exercise);
         if (this.status === "running" && !wasRunning && sync) sync.retryFailed();
       },
 
@@ -351,21 +342,11 @@ document.addEventListener("alpine:init", () => {
         return this.current ? this.timerText(this.current) : "";
       },
 
-      elapsed(inject) {
-        const until = this.status === "paused" && this.pausedSince ? Date.parse(this.pausedSince) : this.now;
-        return (until - Date.parse(inject.delivered_at)) / 1000;
-      },
-
       timerText(inject) {
         const sub = this.submissions[inject.id];
-        if (sub) return t("submitted_after", { time: duration(sub.elapsed_s) });
-        const elapsed = this.elapsed(inject);
-        let text = t("elapsed") + " " + duration(elapsed);
-        if (inject.time_limit_s) {
-          const left = inject.time_limit_s - elapsed;
-          text += " · " + (left < 0 ? t("overdue") + " +" + duration(-left) : t("remaining", { time: duration(left) }));
-        }
-        return text;
+        if (sub) return this.submittedAfter(sub);
+        const text = t("elapsed") + " " + duration(this.elapsed(inject));
+        return inject.time_limit_s ? text + " · " + this.remainingText(inject) : text;
       },
 
       feedClass(inject) {
@@ -373,7 +354,7 @@ document.addEventListener("alpine:init", () => {
         return {
           unseen: Boolean(this.unseen[inject.id]),
           done: Boolean(sub),
-          overdue: !sub && inject.time_limit_s && this.elapsed(inject) > inject.time_limit_s,
+          overdue: !sub && this.overdue(inject),
         };
       },
 
@@ -388,7 +369,7 @@ document.addEventListener("alpine:init", () => {
       get submittedText() {
         const sub = this.submissions[this.currentId];
         if (!sub) return this.flash;
-        return t("submitted_after", { time: duration(sub.elapsed_s) }) + (sub.submitted_by ? " · " + sub.submitted_by : "");
+        return this.submittedAfter(sub) + (sub.submitted_by ? " · " + sub.submitted_by : "");
       },
 
       get onlineNames() {
@@ -396,23 +377,7 @@ document.addEventListener("alpine:init", () => {
         return online.length ? online.join(", ") : t("nobody_online");
       },
 
-      get connText() {
-        return t(this.conn);
-      },
-
-      get connClass() {
-        return "conn-" + this.conn;
-      },
-
-      get statusText() {
-        return t(this.status);
-      },
-
-      get statusClass() {
-        return "status-" + this.status;
-      },
-
       clock,
-    };
+    });
   });
 });

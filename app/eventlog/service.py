@@ -12,7 +12,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from app.db import driver_connection, insert_many, on_postgres, utcnow
-from app.live.models import Event
+from app.eventlog.models import Event
 
 EventListener = Callable[[list[Event]], None]
 _PENDING = "tabletop.pending_events"
@@ -188,16 +188,6 @@ def _lock_key(exercise_id: str) -> int:
 def listen(session: Session, listener: EventListener | None) -> None:
     """Call `listener` with the session's new events after each successful commit."""
     session.info[_LISTENER] = listener
-
-
-def message(event: Event) -> dict[str, Any]:
-    """The wire form of an event: `{"type", "seq", "at", ...payload}`."""
-    return {"type": event.type, "seq": event.seq, "at": event.at.isoformat(), **event.payload}
-
-
-def visible_to_team(event: Event, team_id: str) -> bool:
-    """Whether a participant of `team_id` may see the event."""
-    return event.team_ids is None or team_id in event.team_ids
 
 
 @sa_event.listens_for(Session, "after_commit")
