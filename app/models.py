@@ -4,7 +4,7 @@ from app.auth.models import Facilitator, LoginToken
 from app.debrief.models import Evaluation, ImprovementAction, InjectRating
 from app.eventlog.models import Event
 from app.exercises.models import Exercise, Inject, InjectTarget, Participant, Team
-from app.responses.models import ResponseCell, ResponseRevision, Submission
+from app.responses.models import ResponseCell, ResponseRevision, Resubmission, Submission
 from app.scenarios.models import ImportedScenarioSet
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Participant",
     "ResponseCell",
     "ResponseRevision",
+    "Resubmission",
     "Submission",
     "Team",
 ]

@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 Rating = Literal["met", "partly", "not_met"]
-PlanStatus = Literal["open", "in_progress", "done"]
+PlanStatus = Literal["open", "in_progress", "to_verify", "done"]
 RATINGS: tuple[str, ...] = ("met", "partly", "not_met")
-PLAN_STATUSES: tuple[str, ...] = ("open", "in_progress", "done")
+# to_verify: carried over from an earlier run of the workshop, to check that it was done.
+PLAN_STATUSES: tuple[str, ...] = ("open", "in_progress", "to_verify", "done")
 
 Finding = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]

@@ -349,3 +349,30 @@ def debrief_read(session: Session, *, exercise: Exercise, library: ScenarioLibra
         injects=injects,
         evaluation=evaluation_read(results),
     )
+
+
+# Improvement actions still to do when a workshop is run again: the new run checks whether
+# they were carried out.
+_CARRIED_OVER = ("open", "in_progress")
+
+
+def copy_exercise(session: Session, *, exercise: Exercise, title: str | None) -> Exercise:
+    """A new draft of the same workshop (exercises.add_copy), with the improvement actions
+    that were not done carried over as `to_verify`."""
+    copy = exercises.add_copy(session, exercise=exercise, title=title)
+    for position, action in enumerate(
+        item for item in _plan_of(session, exercise_id=exercise.id) if item.status in _CARRIED_OVER
+    ):
+        session.add(
+            ImprovementAction(
+                exercise_id=copy.id,
+                position=position,
+                issue=action.issue,
+                action=action.action,
+                owner=action.owner,
+                due_date=action.due_date,
+                status="to_verify",
+            )
+        )
+    session.commit()
+    return copy

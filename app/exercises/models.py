@@ -38,6 +38,9 @@ class Exercise(SQLModel, table=True):
     # Pauses are excluded from elapsed times: the running total plus the current pause's start.
     paused_s: float = 0.0
     paused_since: datetime | None = utc_column(nullable=True)
+    # What the facilitator last put on the projector (`{"show", "inject_id"?, "text"?, "at"}`);
+    # None: the lobby. An inject for every team delivered later goes on stage by itself.
+    stage: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Team(SQLModel, table=True):
@@ -82,6 +85,10 @@ class Inject(SQLModel, table=True):
     time_limit_s: int | None = None
     # Deliver the scenario's follow-ups by themselves, `after_s` of running time after this inject.
     auto_followups: bool = False
+    # Delivered to every team of the exercise: such an inject goes on the projector by itself.
+    for_all_teams: bool = False
+    # Taken back by the facilitator: its answers stay readable, nothing more is written to it.
+    withdrawn_at: datetime | None = utc_column(nullable=True)
 
 
 class InjectTarget(SQLModel, table=True):

@@ -149,9 +149,12 @@ class InjectRead(BaseModel):
     texts: dict[str, Any]
     team_ids: list[str]
     delivered_at: datetime
+    # The exercise's paused seconds before delivery: a browser subtracts only later pauses, as
+    # the server does, so both show the same elapsed time.
+    paused_s_at_delivery: float
     time_limit_s: int | None
     auto_followups: bool
-    paused_s_at_delivery: float = 0.0
+    withdrawn_at: datetime | None
 
 
 class ExerciseRead(BaseModel):
@@ -171,6 +174,48 @@ class ExerciseDetail(ExerciseRead):
     teams: list[TeamDetail]  # type: ignore[assignment]
     injects: list[InjectRead]
     paused_s: float
+
+
+class ExerciseCopy(BaseModel):
+    """`POST …/copy`: the new exercise's title (default: the original's, marked as a copy)."""
+
+    title: Title | None = None
+
+
+StageShow = Literal["lobby", "inject", "message", "status"]
+StageText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    AfterValidator(reject_nul),
+]
+
+
+class StageSet(BaseModel):
+    """What the projector shows: the lobby, one inject, a message, or the status board."""
+
+    show: StageShow
+    inject_id: Identifier | None = None
+    text: StageText | None = None
+
+    @model_validator(mode="after")
+    def _what_to_show(self) -> "StageSet":
+        if self.show == "inject" and self.inject_id is None:
+            raise ValueError("show 'inject' needs inject_id: the inject to put on the projector")
+        if self.show == "message" and self.text is None:
+            raise ValueError("show 'message' needs text: the message to put on the projector")
+        if self.show != "inject" and self.inject_id is not None:
+            raise ValueError("inject_id goes only with show 'inject'")
+        if self.show != "message" and self.text is not None:
+            raise ValueError("text goes only with show 'message'")
+        return self
+
+
+class StageRead(BaseModel):
+    show: StageShow
+    inject_id: str | None = None
+    text: str | None = None
+    # When the facilitator put it there, or when the inject was delivered (it went by itself).
+    at: datetime | None = None
 
 
 class MessageCreate(BaseModel):

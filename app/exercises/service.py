@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BindParameter, Select, bindparam, func
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -410,6 +411,8 @@ def deliver_inject(
         paused_s_at_delivery=delivery.paused_s,
         time_limit_s=data.time_limit_s,
         auto_followups=data.auto_followups,
+        for_all_teams=set(team_ids) == set(delivery.team_ids),
+        withdrawn_at=None,
         title=own["title"],
         body=own["body"],
         source=own["source"],
@@ -504,9 +507,10 @@ def inject_read(inject: Inject, team_ids: Sequence[str]) -> InjectRead:
         texts=inject.texts,
         team_ids=list(team_ids),
         delivered_at=inject.delivered_at,
+        paused_s_at_delivery=inject.paused_s_at_delivery,
         time_limit_s=inject.time_limit_s,
         auto_followups=inject.auto_followups,
-        paused_s_at_delivery=inject.paused_s_at_delivery,
+        withdrawn_at=inject.withdrawn_at,
     )
 
 
@@ -583,3 +587,71 @@ def exercise_detail(session: Session, exercise: Exercise) -> ExerciseDetail:
         ],
         injects=injects_of(session, exercise_id=exercise.id),
     )
+
+
+def withdraw_inject(session: Session, *, exercise: Exercise, inject_id: str) -> InjectRead:
+    """Take back a mistaken inject: its teams see it withdrawn, its answers stay readable and
+    take no more edits, and its pending follow-ups are not delivered."""
+    events.serialize_exercise(session, exercise_id=exercise.id)
+    inject = session.get(Inject, inject_id)
+    if inject is None or inject.exercise_id != exercise.id:
+        raise NotFound("No such inject in this exercise.", code="inject_not_found")
+    if exercise.status == ExerciseStatus.ended:
+        raise InvalidState(
+            "The exercise has ended; its injects stay as they were.", code="exercise_ended"
+        )
+    if inject.withdrawn_at is not None:
+        raise InvalidState("This inject was withdrawn already.", code="inject_withdrawn")
+    inject.withdrawn_at = utcnow()
+    session.add(inject)
+    targets = _targets_of(session, inject_id=inject.id)
+    events.record(
+        session,
+        exercise_id=exercise.id,
+        type="inject_withdrawn",
+        payload={"inject_id": inject.id, "withdrawn_at": inject.withdrawn_at.isoformat()},
+        team_ids=targets,
+    )
+    session.commit()
+    return inject_read(inject, targets)
+
+
+def _targets_of(session: Session, *, inject_id: str) -> list[str]:
+    return list(
+        session.exec(select(InjectTarget.team_id).where(InjectTarget.inject_id == inject_id))
+    )
+
+
+def delete_exercise(session: Session, *, exercise: Exercise) -> None:
+    """Delete a draft or ended exercise with everything of it; a live one is refused."""
+    if exercise.status in (ExerciseStatus.running, ExerciseStatus.paused):
+        raise InvalidState(
+            f"The exercise is {exercise.status.value}; end it before deleting it.",
+            code="exercise_active",
+        )
+    # Every table of an exercise refers to it (or to its teams and injects) ON DELETE CASCADE.
+    session.execute(sa_delete(_EXERCISES).where(_EXERCISES.c.id == exercise.id))
+    session.commit()
+
+
+# What a copy of an exercise keeps besides its teams: the settings of the workshop, not its run.
+_COPIED_SETTINGS = ("locale", "time_zone", "scenario_ids")
+_COPY_SUFFIX = {"ja": "（コピー）", "en": " (copy)"}
+
+
+def add_copy(session: Session, *, exercise: Exercise, title: str | None) -> Exercise:
+    """A new draft with the same settings and teams (new join codes), no participants, injects or
+    answers; added to the session, for the caller to add more of the copy and commit."""
+    if title is None:
+        suffix = _COPY_SUFFIX.get(exercise.locale, _COPY_SUFFIX["en"])
+        title = exercise.title[: 200 - len(suffix)] + suffix
+    copy = Exercise(
+        owner_id=exercise.owner_id,
+        title=title,
+        **{name: getattr(exercise, name) for name in _COPIED_SETTINGS},
+    )
+    session.add(copy)
+    session.flush()
+    for position, team in enumerate(teams_of(session, exercise_id=exercise.id)):
+        _insert_team(session, exercise=copy, name=team.name, position=position)
+    return copy

@@ -5,10 +5,12 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import CurrentFacilitator
 from app.db import SessionDep
+from app.debrief import service as debrief
 from app.errors import API_ERRORS
-from app.exercises import service
+from app.exercises import service, stage
 from app.exercises.deps import CurrentTeam, Library, OwnedExercise
 from app.exercises.schemas import (
+    ExerciseCopy,
     ExerciseCreate,
     ExerciseDetail,
     ExerciseRead,
@@ -17,6 +19,8 @@ from app.exercises.schemas import (
     InjectRead,
     MessageCreate,
     MessageRead,
+    StageRead,
+    StageSet,
     TeamCreate,
     TeamRead,
 )
@@ -59,6 +63,36 @@ def update_exercise(
 def _transition(exercise: OwnedExercise, session: SessionDep, action: str) -> ExerciseDetail:
     service.transition(session, exercise=exercise, action=action)
     return service.exercise_detail(session, exercise)
+
+
+@router.delete("/exercises/{exercise_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_exercise(exercise: OwnedExercise, session: SessionDep) -> None:
+    """Delete a draft or ended exercise and everything of it; running or paused → 409."""
+    service.delete_exercise(session, exercise=exercise)
+
+
+@router.post(
+    "/exercises/{exercise_id}/copy",
+    response_model=ExerciseRead,
+    status_code=status.HTTP_201_CREATED,
+)
+def copy_exercise(body: ExerciseCopy, exercise: OwnedExercise, session: SessionDep) -> ExerciseRead:
+    """Run the same workshop again: a new draft with the same teams (new join codes) and
+    settings, no participants, injects or answers; open improvement actions carried over."""
+    copy = debrief.copy_exercise(session, exercise=exercise, title=body.title)
+    return service.exercise_read(session, copy)
+
+
+@router.get("/exercises/{exercise_id}/stage", response_model=StageRead)
+def get_stage(exercise: OwnedExercise, session: SessionDep) -> StageRead:
+    """What the projector shows now."""
+    return stage.current_stage(session, exercise=exercise)
+
+
+@router.put("/exercises/{exercise_id}/stage", response_model=StageRead)
+def put_stage(body: StageSet, exercise: OwnedExercise, session: SessionDep) -> StageRead:
+    """Put the lobby, an inject, a message or the status board on the projector."""
+    return stage.set_stage(session, exercise=exercise, data=body)
 
 
 @router.post("/exercises/{exercise_id}/start", response_model=ExerciseDetail)
@@ -117,6 +151,13 @@ async def deliver_inject(
     return await run_in_threadpool(
         service.deliver_inject, session, exercise_id=exercise.id, data=body, library=library
     )
+
+
+@router.post("/exercises/{exercise_id}/injects/{inject_id}/withdraw", response_model=InjectRead)
+def withdraw_inject(inject_id: str, exercise: OwnedExercise, session: SessionDep) -> InjectRead:
+    """Take back a mistaken inject: teams see it withdrawn, its answers stay readable and take
+    no more edits, its pending follow-ups are not delivered; withdrawing again → 409."""
+    return service.withdraw_inject(session, exercise=exercise, inject_id=inject_id)
 
 
 @router.post(

@@ -27,6 +27,8 @@ class ArchiveExercise(_Row):
     ended_at: datetime | None
     paused_s: float
     paused_since: datetime | None
+    # Archives written before the projector's stage existed have none.
+    stage: dict[str, Any] | None = None
 
 
 class ArchiveTeam(_Row):
@@ -59,6 +61,8 @@ class ArchiveInject(_Row):
     paused_s_at_delivery: float
     time_limit_s: int | None
     auto_followups: bool
+    for_all_teams: bool = False
+    withdrawn_at: datetime | None = None
     team_ids: list[str]
 
 
@@ -89,6 +93,14 @@ class ArchiveSubmission(_Row):
     submitted_at: datetime
     elapsed_s: float
     submitted_by: str = Field(max_length=80)
+    reopened_at: datetime | None = None
+
+
+class ArchiveResubmission(_Row):
+    team_id: str
+    inject_id: str
+    submitted_at: datetime
+    submitted_by: str = Field(max_length=80)
 
 
 class ArchiveEvent(_Row):
@@ -113,7 +125,7 @@ class ArchivePlanItem(_Row):
     action: str
     owner: str = Field(max_length=200)
     due_date: date | None
-    status: Literal["open", "in_progress", "done"]
+    status: Literal["open", "in_progress", "to_verify", "done"]
 
 
 class ArchiveEvaluation(_Row):
@@ -137,5 +149,6 @@ class Archive(_Row):
     cells: list[ArchiveCell]
     revisions: list[ArchiveRevision]
     submissions: list[ArchiveSubmission]
+    resubmissions: list[ArchiveResubmission] = Field(default_factory=list)
     events: list[ArchiveEvent]
     evaluation: ArchiveEvaluation

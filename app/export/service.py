@@ -37,12 +37,14 @@ from app.export.schemas import (
     ArchiveParticipant,
     ArchivePlanItem,
     ArchiveRating,
+    ArchiveResubmission,
     ArchiveRevision,
     ArchiveSubmission,
     ArchiveTeam,
 )
+from app.responses import service as responses
 from app.responses.fields import FIELD_KEYS
-from app.responses.models import ResponseCell, ResponseRevision, Submission
+from app.responses.models import ResponseCell, ResponseRevision, Resubmission, Submission
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _JOIN_CODE_ATTEMPTS = 10
@@ -96,6 +98,11 @@ def archive(session: Session, *, exercise: Exercise) -> Archive:
         ],
         revisions=[ArchiveRevision(**rev.model_dump(exclude={"id"})) for rev in results.revisions],
         submissions=[ArchiveSubmission(**sub.model_dump()) for sub in results.submissions.values()],
+        resubmissions=[
+            ArchiveResubmission(**later.model_dump(exclude={"id"}))
+            for team in results.teams
+            for later in responses.resubmissions_of(session, team_id=team.id)
+        ],
         events=[ArchiveEvent(**event._asdict()) for event in results.events],
         evaluation=ArchiveEvaluation(
             strengths=list(evaluation.strengths) if evaluation else [],
@@ -135,6 +142,7 @@ def _check_references(data: Archive) -> None:
         ("cells", data.cells),
         ("revisions", data.revisions),
         ("submissions", data.submissions),
+        ("resubmissions", data.resubmissions),
         ("evaluation.ratings", data.evaluation.ratings),
     ]
     for name, items in rows:
@@ -193,6 +201,9 @@ def import_archive(session: Session, *, owner: Facilitator, data: Archive) -> Ex
         ids[participant.id] = new_id()
     for inject in data.injects:
         ids[inject.id] = new_id()
+    # The stage names an inject of the archive.
+    exercise.stage = _remap(source.stage, ids)
+    session.add(exercise)
     for team in data.teams:
         _insert_team(session, exercise_id=exercise.id, team=team, new_team_id=ids[team.id])
     session.add_all(
@@ -247,6 +258,14 @@ def import_archive(session: Session, *, owner: Facilitator, data: Archive) -> Ex
             inject_id=ids[sub.inject_id],
         )
         for sub in data.submissions
+    )
+    session.add_all(
+        Resubmission(
+            **later.model_dump(exclude={"team_id", "inject_id"}),
+            team_id=ids[later.team_id],
+            inject_id=ids[later.inject_id],
+        )
+        for later in data.resubmissions
     )
     # Events keep their order and time; the new exercise numbers them afresh.
     for event in sorted(data.events, key=lambda e: e.seq):

@@ -37,6 +37,8 @@ def due_followups(
         select(Inject, Exercise)
         .join(Exercise, col(Exercise.id) == col(Inject.exercise_id))
         .where(Exercise.status == ExerciseStatus.running, col(Inject.auto_followups).is_(True))
+        # A withdrawn inject's follow-ups that have not gone out yet never do.
+        .where(col(Inject.withdrawn_at).is_(None))
     ).all()
     if not parents:
         return []

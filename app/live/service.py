@@ -14,8 +14,10 @@ from app.eventlog import wire
 from app.eventlog.models import Event
 from app.eventlog.wire import encode
 from app.exercises import service as exercises
+from app.exercises import stage
 from app.exercises.models import Exercise, Participant, Team
-from app.responses.models import ResponseCell, Submission
+from app.responses import service as responses
+from app.responses.models import ResponseCell, Resubmission, Submission
 
 REPLAY_PAGE = 500
 
@@ -132,6 +134,13 @@ def snapshot(session: Session, *, exercise_id: str, team_id: str | None) -> Snap
         .where(col(Submission.team_id).in_(team_ids))
         .order_by(col(Submission.submitted_at))
     ).all()
+    later: dict[tuple[str, str], list[Resubmission]] = {}
+    for resubmission in session.exec(
+        select(Resubmission)
+        .where(col(Resubmission.team_id).in_(team_ids))
+        .order_by(col(Resubmission.id))
+    ):
+        later.setdefault((resubmission.team_id, resubmission.inject_id), []).append(resubmission)
     participants = session.exec(
         select(Participant)
         .where(col(Participant.team_id).in_(team_ids))
@@ -166,13 +175,7 @@ def snapshot(session: Session, *, exercise_id: str, team_id: str | None) -> Snap
             for cell in cells
         ],
         "submissions": [
-            {
-                "team_id": sub.team_id,
-                "inject_id": sub.inject_id,
-                "submitted_at": sub.submitted_at.isoformat(),
-                "elapsed_s": sub.elapsed_s,
-                "submitted_by": sub.submitted_by,
-            }
+            responses.submission_payload(sub, later.get((sub.team_id, sub.inject_id), []))
             for sub in submissions
         ],
         "messages": messages,
@@ -180,6 +183,7 @@ def snapshot(session: Session, *, exercise_id: str, team_id: str | None) -> Snap
     team: dict[str, Any] | None = None
     if team_id is None:
         body["teams"] = [{"id": t.id, "name": t.name, "join_code": t.join_code} for t in teams]
+        body["stage"] = stage.current_stage(session, exercise=exercise).model_dump(mode="json")
     else:
         own = next(t for t in teams if t.id == team_id)
         team = {"id": own.id, "name": own.name}

@@ -26,11 +26,21 @@ class CellRead(BaseModel):
     updated_at: datetime
 
 
+class ResubmissionRead(BaseModel):
+    submitted_at: datetime
+    submitted_by: str
+
+
 class SubmissionRead(BaseModel):
+    """A team's first submission of an answer (its time to announcement) and any later ones."""
+
     inject_id: str
     submitted_at: datetime
     elapsed_s: float
     submitted_by: str
+    # Set while the answer is open for edits again; None while it stands submitted.
+    reopened_at: datetime | None = None
+    resubmissions: list[ResubmissionRead] = Field(default_factory=list)
 
 
 class SubmitResult(BaseModel):

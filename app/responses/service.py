@@ -38,7 +38,7 @@ from app.eventlog import service as events
 from app.exercises import service as exercises
 from app.exercises.models import Exercise, ExerciseStatus, Inject, InjectTarget, Participant, Team
 from app.responses.fields import DISCLOSE_CHOICES, FIELD_KEYS, MAX_VALUE_LENGTH
-from app.responses.models import ResponseCell, ResponseRevision, Submission
+from app.responses.models import ResponseCell, ResponseRevision, Resubmission, Submission
 from app.responses.schemas import conflict_body
 
 
@@ -63,6 +63,27 @@ def validate_value(*, field: str, value: str) -> None:
         raise Invalid("disclose must be one of: yes, no, undecided.", code="invalid_choice")
 
 
+def answer_lock(*, withdrawn: bool, submitted: bool) -> InvalidState | None:
+    """Why a team's answer to an inject takes no edit now (None: it does). A withdrawn inject's
+    answers stay as they were; a submitted answer stays as submitted until it is reopened."""
+    if withdrawn:
+        return InvalidState(
+            "The facilitator withdrew this inject; its answers are kept as they are and can no "
+            "longer be edited.",
+            code="inject_withdrawn",
+        )
+    if submitted:
+        return InvalidState(
+            "Your team submitted this answer; reopen it to edit it again.", code="submitted"
+        )
+    return None
+
+
+def is_submitted(submission: Submission | None) -> bool:
+    """Whether a team's answer stands submitted: it was, and has not been reopened since."""
+    return submission is not None and submission.reopened_at is None
+
+
 def write_cell(
     session: Session,
     *,
@@ -82,6 +103,12 @@ def write_cell(
     events.serialize_exercise(session, exercise_id=exercise.id)
     inject = exercises.get_delivered_inject(session, team=team, inject_id=inject_id)
     exercises.require_running(exercise, doing="answers can be edited")
+    lock = answer_lock(
+        withdrawn=inject.withdrawn_at is not None,
+        submitted=is_submitted(session.get(Submission, (team.id, inject.id))),
+    )
+    if lock is not None:
+        raise lock
     now = utcnow()
     version = base_version + 1
     key: dict[str, Any] = {"team_id": team.id, "inject_id": inject.id, "field": field}
@@ -328,6 +355,7 @@ class _Batch:
         """Each edit's outcome, in arrival order; what to write (None: nothing)."""
         running, team_exercise = context.status, context.team_exercise
         removed, delivered, current = context.removed, context.delivered, context.current
+        withdrawn, submitted = context.withdrawn, context.submitted
         accepted: list[tuple[CellEdit, int]] = []
         changed: dict[tuple[str, str, str], _Current] = {}
         before: dict[tuple[str, str, str], int] = {}
@@ -353,6 +381,11 @@ class _Batch:
                     "running.",
                     code="not_running",
                 )
+            elif lock := answer_lock(
+                withdrawn=edit.inject_id in withdrawn,
+                submitted=(edit.team_id, edit.inject_id) in submitted,
+            ):
+                self.outcomes[index] = lock
             else:
                 cell = current.get(key)
                 if (cell.version if cell else 0) != edit.base_version:
@@ -463,6 +496,8 @@ class _Context:
     team_exercise: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
     delivered: set[tuple[str, str]] = field(default_factory=set)
+    withdrawn: set[str] = field(default_factory=set)  # inject ids
+    submitted: set[tuple[str, str]] = field(default_factory=set)  # (team, inject), not reopened
     current: dict[tuple[str, str, str], _Current] = field(default_factory=dict)
 
 
@@ -475,7 +510,7 @@ def _batch_context_query(*, arrays: bool) -> CompoundSelect:
     and the server plans it once; `IN (…)` has a placeholder per item, a new text per size.
     """
     exercise, team, participant = _EXERCISES, _TEAMS, _PARTICIPANTS
-    target, cell = _INJECT_TARGETS, _CELLS
+    target, cell, inject, submission = _INJECT_TARGETS, _CELLS, _INJECTS, _SUBMISSIONS
     text_null, int_null = cast(null(), String), cast(null(), Integer)
 
     def member(column: Any, name: str) -> Any:
@@ -518,6 +553,14 @@ def _batch_context_query(*, arrays: bool) -> CompoundSelect:
         branch("delivered", target.c.team_id, target.c.inject_id).where(
             member(target.c.team_id, "team_ids"), member(target.c.inject_id, "inject_ids")
         ),
+        branch("withdrawn", inject.c.id).where(
+            member(inject.c.id, "inject_ids"), inject.c.withdrawn_at.is_not(None)
+        ),
+        branch("submitted", submission.c.team_id, submission.c.inject_id).where(
+            member(submission.c.team_id, "team_ids"),
+            member(submission.c.inject_id, "inject_ids"),
+            submission.c.reopened_at.is_(None),
+        ),
         branch(
             "cell",
             *(cell.c.team_id, cell.c.inject_id, cell.c.field),
@@ -547,6 +590,10 @@ def _context_of(rows: Iterable[Sequence[Any]]) -> _Context:
             context.removed.add(a)
         elif kind == "delivered":
             context.delivered.add((a, b))
+        elif kind == "withdrawn":
+            context.withdrawn.add(a)
+        elif kind == "submitted":
+            context.submitted.add((a, b))
         else:
             context.current[(a, b, c)] = _Current(version, value, updated_by)
     return context
@@ -577,6 +624,8 @@ _EXERCISES = Exercise.__table__  # type: ignore[attr-defined]
 _TEAMS = Team.__table__  # type: ignore[attr-defined]
 _PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
 _INJECT_TARGETS = InjectTarget.__table__  # type: ignore[attr-defined]
+_INJECTS = Inject.__table__  # type: ignore[attr-defined]
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _UPSERT_CELL = (
     "ON CONFLICT (team_id, inject_id, field) DO UPDATE SET value = excluded.value, "
     "version = excluded.version, updated_by = excluded.updated_by, "
@@ -602,7 +651,8 @@ _REVISION_COLUMNS = (
 # event, the events in the batch's order. Held back (nothing written, no seq returned) unless
 # everything the batch's judgement checks holds as read once the exercises' locks are held:
 # each edit's exercise running, its team in that exercise, its inject delivered to that team,
-# its writer not removed; each changed cell still at the version before the batch (0: no row
+# its writer not removed, the inject not withdrawn, the team's answer to it not standing
+# submitted; each changed cell still at the version before the batch (0: no row
 # yet). Deliveries are never taken back. A batch judged under the locks always passes; one
 # written as sent (_write_as_sent) is judged here. Each event comes back with its seq and its
 # exercise's newest seq from before the batch, for the bell: the statement's subqueries do not
@@ -616,10 +666,15 @@ _WRITE_BATCH_POSTGRES = """
             LEFT JOIN injecttarget AS target
                 ON target.team_id = x->>1 AND target.inject_id = x->>2
             LEFT JOIN participant ON participant.id = x->>3
+            LEFT JOIN inject ON inject.id = x->>2
+            LEFT JOIN submission
+                ON submission.team_id = x->>1 AND submission.inject_id = x->>2
             WHERE exercise.status IS DISTINCT FROM 'running'
                 OR team.exercise_id IS DISTINCT FROM x->>0
                 OR target.team_id IS NULL
                 OR participant.removed_at IS NOT NULL
+                OR inject.withdrawn_at IS NOT NULL
+                OR (submission.team_id IS NOT NULL AND submission.reopened_at IS NULL)
         ) AND NOT EXISTS (
             SELECT 1 FROM json_array_elements(CAST(%(cells)s AS json)) AS c
             LEFT JOIN responsecell AS stored
@@ -689,12 +744,21 @@ def elapsed_seconds(*, exercise: Exercise, inject: Inject) -> float:
 def submit(
     session: Session, *, exercise: Exercise, team: Team, inject_id: str, author: str
 ) -> Submission:
-    """Mark the team's answer as ready; a repeated submit returns the first (retries are safe)."""
+    """Mark the team's answer as ready; a repeated submit returns the first (retries are safe).
+
+    A submit after a reopen is kept as a resubmission; the first submission stays the team's
+    time to announcement."""
     inject = exercises.get_delivered_inject(session, team=team, inject_id=inject_id)
+    withdrawn = answer_lock(withdrawn=inject.withdrawn_at is not None, submitted=False)
+    if withdrawn is not None:
+        raise withdrawn
     existing = session.get(Submission, (team.id, inject.id))
-    if existing is not None:
+    if is_submitted(existing):
+        assert existing is not None
         return existing
     exercises.require_running(exercise, doing="answers can be submitted")
+    if existing is not None:
+        return _resubmit(session, exercise=exercise, submission=existing, author=author)
     submission = Submission(
         team_id=team.id,
         inject_id=inject.id,
@@ -711,21 +775,119 @@ def submit(
         winner = session.get(Submission, (team.id, inject.id))
         assert winner is not None
         return winner
+    _record_submission(session, exercise_id=exercise.id, submission=submission, resubmissions=[])
+    session.commit()
+    return submission
+
+
+def _resubmit(
+    session: Session, *, exercise: Exercise, submission: Submission, author: str
+) -> Submission:
+    events.serialize_exercise(session, exercise_id=exercise.id)
+    session.refresh(submission)  # read again holding the lock: a teammate may have just submitted
+    if is_submitted(submission):
+        return submission
+    submission.reopened_at = None
+    session.add(submission)
+    session.add(
+        Resubmission(
+            team_id=submission.team_id,
+            inject_id=submission.inject_id,
+            submitted_at=utcnow(),
+            submitted_by=author,
+        )
+    )
+    session.flush()
+    resubmissions = resubmissions_of(
+        session, team_id=submission.team_id, inject_id=submission.inject_id
+    )
+    _record_submission(
+        session, exercise_id=exercise.id, submission=submission, resubmissions=resubmissions
+    )
+    session.commit()
+    return submission
+
+
+def _record_submission(
+    session: Session,
+    *,
+    exercise_id: str,
+    submission: Submission,
+    resubmissions: list[Resubmission],
+) -> None:
+    events.record(
+        session,
+        exercise_id=exercise_id,
+        type="submission",
+        payload=submission_payload(submission, resubmissions),
+        team_ids=[submission.team_id],
+    )
+
+
+def submission_payload(
+    submission: Submission, resubmissions: Sequence[Resubmission]
+) -> dict[str, Any]:
+    """A submission as the live channel and the API show it, its later submits included."""
+    return {
+        "team_id": submission.team_id,
+        "inject_id": submission.inject_id,
+        "submitted_at": submission.submitted_at.isoformat(),
+        "elapsed_s": submission.elapsed_s,
+        "submitted_by": submission.submitted_by,
+        "reopened_at": submission.reopened_at.isoformat() if submission.reopened_at else None,
+        "resubmissions": [
+            {"submitted_at": r.submitted_at.isoformat(), "submitted_by": r.submitted_by}
+            for r in resubmissions
+        ],
+    }
+
+
+def reopen(
+    session: Session, *, exercise: Exercise, team: Team, inject_id: str, author: str
+) -> Submission:
+    """Open a submitted answer for edits again; the submission itself is kept."""
+    events.serialize_exercise(session, exercise_id=exercise.id)
+    inject = exercises.get_delivered_inject(session, team=team, inject_id=inject_id)
+    withdrawn = answer_lock(withdrawn=inject.withdrawn_at is not None, submitted=False)
+    if withdrawn is not None:
+        raise withdrawn
+    if exercise.status == ExerciseStatus.ended:
+        raise InvalidState(
+            "The exercise has ended; its answers stay as they were.", code="exercise_ended"
+        )
+    submission = session.get(Submission, (team.id, inject.id))
+    if submission is None:
+        raise InvalidState(
+            "This answer has not been submitted; there is nothing to reopen.",
+            code="not_submitted",
+        )
+    if submission.reopened_at is not None:  # reopened already: retries are safe
+        return submission
+    submission.reopened_at = utcnow()
+    session.add(submission)
     events.record(
         session,
         exercise_id=exercise.id,
-        type="submission",
+        type="submission_reopened",
         payload={
             "team_id": team.id,
             "inject_id": inject.id,
-            "submitted_at": submission.submitted_at.isoformat(),
-            "elapsed_s": submission.elapsed_s,
-            "submitted_by": author,
+            "reopened_at": submission.reopened_at.isoformat(),
+            "reopened_by": author,
         },
         team_ids=[team.id],
     )
     session.commit()
     return submission
+
+
+def resubmissions_of(
+    session: Session, *, team_id: str, inject_id: str | None = None
+) -> list[Resubmission]:
+    query = select(Resubmission).where(Resubmission.team_id == team_id)
+    if inject_id is not None:
+        query = query.where(Resubmission.inject_id == inject_id)
+    return list(session.exec(query.order_by(col(Resubmission.id))))
 
 
 def submissions_of(session: Session, *, team_id: str) -> list[Submission]:

@@ -6,10 +6,12 @@ from app.db import SessionDep
 from app.errors import API_ERRORS
 from app.exercises.deps import CurrentTeam
 from app.responses import service
+from app.responses.models import Submission
 from app.responses.schemas import (
     CellRead,
     CellWrite,
     CellWritten,
+    ResubmissionRead,
     RevisionRead,
     SubmissionRead,
     SubmitResult,
@@ -68,10 +70,26 @@ def list_revisions(
 @router.get("/submissions", response_model=list[SubmissionRead])
 def list_submissions(access: CurrentTeam, session: SessionDep) -> list[SubmissionRead]:
     """The team's submissions with the time each took."""
+    later: dict[str, list[ResubmissionRead]] = {}
+    for resubmission in service.resubmissions_of(session, team_id=access.team.id):
+        later.setdefault(resubmission.inject_id, []).append(
+            ResubmissionRead.model_validate(resubmission, from_attributes=True)
+        )
     return [
-        SubmissionRead.model_validate(sub, from_attributes=True)
+        _submission_read(sub, later.get(sub.inject_id, []))
         for sub in service.submissions_of(session, team_id=access.team.id)
     ]
+
+
+def _submission_read(submission: Submission, later: list[ResubmissionRead]) -> SubmissionRead:
+    return SubmissionRead(
+        inject_id=submission.inject_id,
+        submitted_at=submission.submitted_at,
+        elapsed_s=submission.elapsed_s,
+        submitted_by=submission.submitted_by,
+        reopened_at=submission.reopened_at,
+        resubmissions=later,
+    )
 
 
 @router.post("/injects/{inject_id}/submit", response_model=SubmitResult)
@@ -85,3 +103,20 @@ def submit(inject_id: str, access: CurrentTeam, session: SessionDep) -> SubmitRe
         author=access.actor.display_name,
     )
     return SubmitResult(submitted_at=submission.submitted_at, elapsed_s=submission.elapsed_s)
+
+
+@router.post("/injects/{inject_id}/reopen", response_model=SubmissionRead)
+def reopen(inject_id: str, access: CurrentTeam, session: SessionDep) -> SubmissionRead:
+    """Open a submitted answer for edits again (a team member or the facilitator); submitting
+    it again is recorded too, the first submission staying the team's time to announcement."""
+    submission = service.reopen(
+        session,
+        exercise=access.exercise,
+        team=access.team,
+        inject_id=inject_id,
+        author=access.actor.display_name,
+    )
+    later = service.resubmissions_of(session, team_id=access.team.id, inject_id=inject_id)
+    return _submission_read(
+        submission, [ResubmissionRead.model_validate(r, from_attributes=True) for r in later]
+    )
