@@ -3,7 +3,6 @@
 import contextlib
 import functools
 import json
-import re
 import secrets
 import shutil
 import sqlite3
@@ -310,28 +309,6 @@ def reject_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text may not contain the NUL character (U+0000)")
     return value
-
-
-# A JSON escape of a UTF-16 surrogate: paired ones make one character, a lone one makes a string
-# that no database can store (it has no UTF-8 form).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-UNPAIRED_SURROGATE = (
-    "The text contains an unpaired surrogate escape (\\uD800–\\uDFFF), which is not a "
-    "character; send the text as UTF-8 or escape both halves of the pair."
-)
-
-
-def has_unpaired_surrogate(body: bytes) -> bool:
-    """Whether a JSON document decodes to a string with a lone surrogate (cheap when it cannot)."""
-    if not _SURROGATE_ESCAPE.search(body):
-        return False
-    try:
-        json.dumps(json.loads(body), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except ValueError:
-        return False  # not JSON at all: the parser downstream says so
-    return False
 
 
 def utcnow() -> datetime:

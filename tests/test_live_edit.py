@@ -1,5 +1,6 @@
 """Edits over the live channel: ack to the writer, `response` to teammates and facilitators."""
 
+import json
 import time
 from typing import Any
 
@@ -103,6 +104,23 @@ def test_bad_messages_get_an_error_and_keep_the_socket(
         assert error["detail"]
         ws.send_json(_edit(inject, value="ok", base_version=0, client_ref="after"))
         assert {next_message(ws)["type"], next_message(ws)["type"]} == {"ack", "response"}
+
+
+@pytest.mark.parametrize("value", ["\ud800", "\uffff", "ok\U0010fffe"])
+def test_an_edit_refused_for_its_characters_names_its_client_ref(
+    client: TestClient, value: str
+) -> None:
+    # The browser settles a pending edit by its client_ref; without it the edit waits forever.
+    _exercise, _red, writer, _mate, inject = _room(client)
+    with participant_ws(client, writer) as ws:
+        hello(ws)
+        ws.send_text(json.dumps(_edit(inject, value=value, base_version=0, client_ref="bad")))
+        error = next_message(ws)
+        assert (error["type"], error["code"], error["client_ref"]) == (
+            "error",
+            "invalid_character",
+            "bad",
+        )
 
 
 @pytest.mark.parametrize(

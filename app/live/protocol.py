@@ -84,7 +84,7 @@ class BadMessage(Exception):
 def parse(text: str) -> Request:
     """The typed client message, or BadMessage saying what is wrong with it."""
     try:
-        raw = jsonbody.decode(text)
+        raw = jsonbody.load(text)
     except jsonbody.BadJson as exc:
         if exc.code == "invalid_json":
             raise BadMessage("The message is not valid JSON.") from None
@@ -96,15 +96,16 @@ def parse(text: str) -> Request:
             + "."
         )
     client_ref = raw.get("client_ref")
+    # The error names the request's client_ref, so the browser settles that edit, not waits.
+    ref = client_ref if isinstance(client_ref, str | int) else None
     try:
+        jsonbody.check(raw)
         return _client_message.validate_python(raw)
+    except jsonbody.BadJson as exc:
+        raise BadMessage(exc.detail, code=exc.code, client_ref=ref) from None
     except ValidationError as exc:
         detail = describe_validation_error(list(exc.errors()))
-        raise BadMessage(
-            detail,
-            code="invalid",
-            client_ref=client_ref if isinstance(client_ref, str | int) else None,
-        ) from None
+        raise BadMessage(detail, code="invalid", client_ref=ref) from None
 
 
 def server_message(type: str, *, seq: int, at: str | None = None, **fields: Any) -> str:

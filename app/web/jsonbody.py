@@ -31,6 +31,14 @@ class BadJson(Exception):
 
 def decode(data: bytes | str) -> Any:
     """The JSON value, or BadJson saying what is wrong with it."""
+    value = load(data)
+    check(value)
+    return value
+
+
+def load(data: bytes | str) -> Any:
+    """The JSON value, refused only for its encoding, syntax or a nesting the parser cannot
+    follow: a caller that must read a field (a socket message's client_ref) before `check`."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -46,7 +54,6 @@ def decode(data: bytes | str) -> Any:
         raise _too_deep() from None
     except ValueError as exc:
         raise BadJson(f"The body is not valid JSON: {exc}.", code="invalid_json") from None
-    check(value)
     return value
 
 
