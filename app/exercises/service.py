@@ -593,9 +593,7 @@ def withdraw_inject(session: Session, *, exercise: Exercise, inject_id: str) -> 
     """Take back a mistaken inject: its teams see it withdrawn, its answers stay readable and
     take no more edits, and its pending follow-ups are not delivered."""
     events.serialize_exercise(session, exercise_id=exercise.id)
-    inject = session.get(Inject, inject_id)
-    if inject is None or inject.exercise_id != exercise.id:
-        raise NotFound("No such inject in this exercise.", code="inject_not_found")
+    inject = inject_of(session, exercise=exercise, inject_id=inject_id)
     if exercise.status == ExerciseStatus.ended:
         raise InvalidState(
             "The exercise has ended; its injects stay as they were.", code="exercise_ended"
@@ -614,6 +612,14 @@ def withdraw_inject(session: Session, *, exercise: Exercise, inject_id: str) -> 
     )
     session.commit()
     return inject_read(inject, targets)
+
+
+def inject_of(session: Session, *, exercise: Exercise, inject_id: str) -> Inject:
+    """One of the exercise's injects; 404 for another exercise's or none."""
+    inject = session.get(Inject, inject_id)
+    if inject is None or inject.exercise_id != exercise.id:
+        raise NotFound("No such inject in this exercise.", code="inject_not_found")
+    return inject
 
 
 def _targets_of(session: Session, *, inject_id: str) -> list[str]:

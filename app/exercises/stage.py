@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from app.db import utcnow
-from app.errors import InvalidState, NotFound
+from app.errors import InvalidState
 from app.eventlog import service as events
+from app.exercises import service as exercises
 from app.exercises.models import Exercise, Inject
 from app.exercises.schemas import StageRead, StageSet
 
@@ -42,9 +43,7 @@ def _later(moment: datetime, *, than: datetime | None) -> bool:
 def set_stage(session: Session, *, exercise: Exercise, data: StageSet) -> StageRead:
     """Put the lobby, an inject of the exercise, a message or the status board on the projector."""
     if data.inject_id is not None:
-        inject = session.get(Inject, data.inject_id)
-        if inject is None or inject.exercise_id != exercise.id:
-            raise NotFound("No such inject in this exercise.", code="inject_not_found")
+        inject = exercises.inject_of(session, exercise=exercise, inject_id=data.inject_id)
         if inject.withdrawn_at is not None:
             raise InvalidState(
                 "This inject was withdrawn; it cannot go on the projector.",
